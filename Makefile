@@ -1,0 +1,67 @@
+# Pat data platform. `make synth` (main job) and `make test` (the test command) set everything up on first run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := synth
+
+ENV ?= all
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+STAMPS := .stamps
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONPATH := $(CURDIR)
+# Never pick up a developer's credentials or a lookup by accident during synth/test.
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: setup synth diff deploy test lint format pr clean _require_env
+
+$(STAMPS):
+	@mkdir -p $(STAMPS)
+
+$(STAMPS)/python: requirements.txt requirements-dev.txt | $(STAMPS)
+	@command -v python3 >/dev/null || { echo "python3 (>= 3.11) is required: apt-get install python3 python3-venv" >&2; exit 1; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(STAMPS)/node: package.json package-lock.json | $(STAMPS)
+	@command -v npm >/dev/null || { echo "Node.js >= 20 with npm is required: apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+## synth: synthesize ENV (default: all environments) through the pinned CDK CLI, gated by cdk-nag, then summarize
+synth: setup
+	@rm -rf cdk.out
+	$(CDK) synth --quiet -c env=$(ENV)
+	@$(PY) scripts/synth_summary.py cdk.out
+
+_require_env:
+	@if [ "$(ENV)" = "all" ]; then echo "ENV=dev|staging|prod is required for this target" >&2; exit 2; fi
+
+## diff: what `cdk deploy` would change in ENV
+diff: setup _require_env
+	$(CDK) diff -c env=$(ENV) 'Pat-$(ENV)-*'
+
+## deploy: deploy ENV's stacks (needs AWS credentials and a bootstrapped account)
+deploy: setup _require_env
+	$(CDK) deploy -c env=$(ENV) 'Pat-$(ENV)-*'
+
+lint: $(STAMPS)/python
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMPS)/python
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## test: lint, types, template/nag/cfn-lint tests and the rest of the suite
+test: setup lint
+	$(VENV)/bin/pytest
+
+pr: test synth
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,112 @@
+"""Customer-managed KMS keys, one per data class, each usable only through the AWS services that hold that data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+# Administration without data access: the account can manage and schedule deletion of a key but never decrypt.
+_ADMIN_ACTIONS = [
+    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*",
+    "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+]  # fmt: skip
+_USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataClass:
+    """A class of data and the AWS services (`kms:ViaService` prefixes) allowed to use its key for it."""
+
+    name: str
+    description: str
+    via_services: tuple[str, ...]
+
+
+DATA_CLASSES = (
+    DataClass(
+        name="database",
+        description="Aurora storage, Performance Insights, database secrets",
+        via_services=("rds", "secretsmanager"),
+    ),
+    DataClass(
+        name="cache", description="ElastiCache at rest, cache secrets", via_services=("elasticache", "secretsmanager")
+    ),
+    DataClass(name="storage", description="S3 attachment objects", via_services=("s3",)),
+    DataClass(
+        name="logs",
+        description="CloudWatch Logs (flow, database, Lambda logs) and on-call notifications",
+        via_services=("sns",),
+    ),
+    DataClass(name="backup", description="AWS Backup vaults", via_services=("backup",)),
+)
+
+
+class DataKeys(Construct):
+    """One rotated CMK per data class with alias `alias/pat/<env>/<class>` and a key policy scoped to its services.
+
+    The account root may administer the keys but may only use them through the listed services (kms:ViaService), so
+    an IAM policy alone can never turn a key into a general-purpose decrypt oracle.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, env_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.keys: dict[str, kms.IKey] = {}
+        for data_class in DATA_CLASSES:
+            self.keys[data_class.name] = self._key(env_name, data_class)
+        self.database: kms.IKey = self.keys["database"]
+        self.cache: kms.IKey = self.keys["cache"]
+        self.storage: kms.IKey = self.keys["storage"]
+        self.logs: kms.IKey = self.keys["logs"]
+        self.backup: kms.IKey = self.keys["backup"]
+
+    def _key(self, env_name: str, data_class: DataClass) -> kms.Key:
+        account = iam.AccountRootPrincipal()
+        policy = iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    sid="KeyAdministration", principals=[account], actions=_ADMIN_ACTIONS, resources=["*"]
+                ),
+                iam.PolicyStatement(
+                    sid="UseThroughOwningServices",
+                    principals=[account],
+                    actions=[*_USE_ACTIONS, "kms:CreateGrant", "kms:ListGrants"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "kms:CallerAccount": Aws.ACCOUNT_ID,
+                            "kms:ViaService": [f"{svc}.{Aws.REGION}.amazonaws.com" for svc in data_class.via_services],
+                        }
+                    },
+                ),
+            ]
+        )
+        if data_class.name == "logs":
+            # CloudWatch Logs encrypts log groups itself (not "via" a caller), bound to this account's log groups.
+            policy.add_statements(
+                iam.PolicyStatement(
+                    sid="CloudWatchLogsEncryption",
+                    principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                    actions=[*_USE_ACTIONS],
+                    resources=["*"],
+                    conditions={
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": (
+                                f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                            )
+                        }
+                    },
+                )
+            )
+        return kms.Key(
+            self,
+            data_class.name.capitalize(),
+            description=f"Pat {env_name} {data_class.name} key: {data_class.description}",
+            alias=f"alias/pat/{env_name}/{data_class.name}",
+            enable_key_rotation=True,
+            policy=policy,
+        )

@@ -1,0 +1,1 @@
+"""Stack composition of the Pat data platform: one module per stack, values from stacks.config."""

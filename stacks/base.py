@@ -1,0 +1,39 @@
+"""The base every Pat stack derives from: naming, environment, tags and the removal-policy rule in one place."""
+
+from __future__ import annotations
+
+from aws_cdk import Aspects, Environment, Stack
+from constructs import Construct
+
+from pat_constructs.removal_policy import DataProtection, RemovalPolicyRule
+from pat_constructs.tagging import apply_tags
+from stacks.config import EnvironmentConfig, availability_zone_context
+
+
+class PatStack(Stack):
+    """A `Pat-<env>-<Part>` stack with the environment's tags, data protection and pinned availability zones."""
+
+    def __init__(self, scope: Construct, *, config: EnvironmentConfig, part: str, description: str) -> None:
+        super().__init__(
+            scope,
+            config.stack_id(part),
+            env=Environment(account=config.account, region=config.region),
+            description=f"Pat data platform ({config.name}): {description}",
+            termination_protection=config.retain_data,
+        )
+        # Answer the AZ lookup from config so synth with an explicit account needs no credentials.
+        for key, value in availability_zone_context(config).items():
+            self.node.set_context(key, value)
+        self.config = config
+        apply_tags(
+            self,
+            {
+                "Project": "Pat",
+                "Environment": config.name,
+                "Owner": config.tagging.owner,
+                "CostCenter": config.tagging.cost_center,
+                "DataClassification": config.tagging.data_classification,
+            },
+        )
+        protection = DataProtection.for_env(retain_data=config.retain_data, allow_destroy=config.allow_destroy)
+        Aspects.of(self).add(RemovalPolicyRule(protection))

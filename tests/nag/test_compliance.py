@@ -1,0 +1,74 @@
+"""The compliance gate per environment: no unacknowledged finding, no stale acknowledgment, visible totals."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from pat_constructs import compliance
+from stacks import config
+from tests.conftest import Synthesized, build_app
+
+# Growth of acknowledgments must be visible in review: change these numbers deliberately, with the reason in the PR.
+EXPECTED_ACKNOWLEDGMENTS = {"dev": 6, "staging": 9, "prod": 9}
+
+
+def violations(app_scope: object) -> Iterator[tuple[str, str, str]]:
+    """(pack rule id, construct path, severity) for every unacknowledged finding of every registered pack."""
+    for pack in compliance.compliance_packs(app_scope):  # type: ignore[arg-type]
+        for violation in pack.validate_scope(app_scope).violations:  # type: ignore[arg-type]
+            for resource in violation.violating_resources:
+                yield violation.rule_name, str(resource.construct_path), str(violation.severity)
+
+
+@pytest.fixture(scope="session")
+def raw_findings() -> dict[str, list[tuple[str, str, str]]]:
+    """Findings of a build in which acknowledgments are recorded but not applied (to detect stale ones)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compliance, "_record", lambda construct, finding_id, reason: None)
+        app, _ = build_app(config.resolve("all"))
+    return {name: [v for v in violations(app) if v[1].startswith(f"Pat-{name}-")] for name in config.ENV_NAMES}
+
+
+def test_no_unacknowledged_findings(synthesized: Synthesized, env_name: str) -> None:
+    found = [v for v in violations(synthesized.app) if v[1].startswith(f"Pat-{env_name}-")]
+    assert found == [], "fix the resource, or acknowledge ONE finding on the narrowest construct:\n" + "\n".join(
+        f"{rule} ({severity}) at {path}" for rule, path, severity in found
+    )
+
+
+def test_every_acknowledgment_matches_a_finding(
+    synthesized: Synthesized, raw_findings: dict[str, list[tuple[str, str, str]]], env_name: str
+) -> None:
+    raw = {(rule, path) for rule, path, _ in raw_findings[env_name]}
+    stale = []
+    for ack in compliance.recorded_acknowledgments(synthesized.app):
+        if not ack.path.startswith(f"Pat-{env_name}-"):
+            continue
+        matched = any(
+            rule == ack.finding_id and (path == ack.path or path.startswith(ack.path + "/")) for rule, path in raw
+        )
+        if not matched:
+            stale.append(f"{ack.finding_id} at {ack.path}")
+    assert stale == [], "stale acknowledgments (no finding left to acknowledge): remove them\n" + "\n".join(stale)
+
+
+def test_acknowledgments_are_single_findings_with_reasons(synthesized: Synthesized, env_name: str) -> None:
+    acks = [a for a in compliance.recorded_acknowledgments(synthesized.app) if a.path.startswith(f"Pat-{env_name}-")]
+    for ack in acks:
+        assert len(ack.reason.split()) >= compliance.MIN_REASON_WORDS, ack
+        # Never a stack- or app-wide blanket: the construct must be below a stack.
+        assert ack.path.count("/") >= 1, ack
+    by_rule = Counter(a.finding_id for a in acks)
+    print(f"\n{env_name}: {len(acks)} acknowledgments: {dict(sorted(by_rule.items()))}")
+    assert len(acks) == EXPECTED_ACKNOWLEDGMENTS[env_name]
+
+
+def test_acknowledge_refuses_blanket_ids_and_short_reasons(synthesized: Synthesized) -> None:
+    construct = synthesized.envs["dev"].network.vpc
+    with pytest.raises(ValueError, match="one finding id"):
+        compliance.acknowledge(construct, "AwsSolutions-IAM4, AwsSolutions-IAM5", "x " * 20)
+    with pytest.raises(ValueError, match="at least 12 words"):
+        compliance.acknowledge(construct, "AwsSolutions-IAM4", "because")
