@@ -39,8 +39,8 @@ DATA_CLASSES = (
     DataClass(name="storage", description="S3 attachment objects", via_services=("s3",)),
     DataClass(
         name="logs",
-        description="CloudWatch Logs (flow, database, Lambda logs) and on-call notifications",
-        via_services=("sns",),
+        description="CloudWatch Logs (flow, database, Lambda logs), on-call notifications and dead-letter queues",
+        via_services=("sns", "sqs"),
     ),
     DataClass(name="backup", description="AWS Backup vaults", via_services=("backup",)),
 )

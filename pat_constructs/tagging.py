@@ -9,6 +9,8 @@ import jsii
 from aws_cdk import Aspects, CfnResource, IAspect, Tag, TagManager
 from constructs import IConstruct
 
+# Types whose L1 offers a TagManager although CloudFormation rejects Tags on them (deploy would fail).
+_UNTAGGABLE_TYPES = ["AWS::RDS::DBProxyTargetGroup"]
 # Types that CDK framework code emits as plain CfnResource (no TagManager) although CloudFormation can tag them.
 _RAW_TAGGABLE_TYPES = frozenset({"AWS::IAM::Role", "AWS::Lambda::Function"})
 
@@ -17,7 +19,9 @@ _RAW_TAGGABLE_TYPES = frozenset({"AWS::IAM::Role", "AWS::Lambda::Function"})
 class TaggingAspect:
     def __init__(self, tags: Mapping[str, str]) -> None:
         self._tags = dict(tags)
-        self._cdk_tags = [Tag(key, value) for key, value in self._tags.items()]
+        self._cdk_tags = [
+            Tag(key, value, exclude_resource_types=_UNTAGGABLE_TYPES) for key, value in self._tags.items()
+        ]
 
     def visit(self, node: IConstruct) -> None:
         if TagManager.is_taggable(node) or TagManager.is_taggable_v2(node):

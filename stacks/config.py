@@ -24,7 +24,18 @@ CLOUDWATCH_RETENTION_DAYS = (
 
 DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
 
+POOLERS = ("rds_proxy", "pgbouncer")
+# cfn-lint flags deprecated engine versions (W3690); 17.9 is current for Aurora PostgreSQL Serverless v2.
+AURORA_ENGINE_VERSIONS = ("16.9", "17.9")
+PERFORMANCE_INSIGHTS_RETENTION_DAYS = (7, 31, 93, 186, 372, 731)
+# A maintained PgBouncer >= 1.25 image (edoburu/pgbouncer, configured by environment variables), pinned by digest.
+PGBOUNCER_IMAGE = "edoburu/pgbouncer:v1.25.2-p0@sha256:7d7a27d9e90985cab5cf42256f5c13a3120baa4b055b69df37beb272b89b2340"
+# Init container that fetches the RDS CA bundle and makes PgBouncer's client TLS key pair, pinned by digest.
+TLS_INIT_IMAGE = "alpine:3.22@sha256:14358309a308569c32bdc37e2e0e9694be33a9d99e68afb0f5ff33cc1f695dce"
+NLB_IDLE_TIMEOUT_SECONDS = 350
+
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
+_DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
 
@@ -65,6 +76,56 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReaderConfig:
+    """An Aurora reader: tier 0-1 scale with the writer (failover targets), tier 2-15 scale on their own."""
+
+    availability_zone: str
+    promotion_tier: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RdsProxyConfig:
+    idle_client_timeout_seconds: int = 1800
+    borrow_timeout_seconds: int = 30
+    max_connections_percent: int = 90
+    max_idle_connections_percent: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgBouncerConfig:
+    image: str = PGBOUNCER_IMAGE
+    tls_init_image: str = TLS_INIT_IMAGE
+    min_tasks: int = 1
+    max_tasks: int = 4
+    cpu: int = 256
+    memory_mib: int = 512
+    default_pool_size: int = 40
+    max_client_conn: int = 2000
+    max_prepared_statements: int = 200
+    # Below the NLB's fixed 350 s idle timeout, so idle pooled flows are kept alive instead of silently dropped.
+    tcp_keepidle_seconds: int = 240
+    cpu_target_percent: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    """Aurora PostgreSQL Serverless v2 and the pooler in front of it."""
+
+    engine_version: str = "17.9"
+    min_capacity: float
+    max_capacity: float
+    readers: tuple[ReaderConfig, ...] = ()
+    backup_retention_days: int
+    performance_insights_retention_days: int = 7
+    log_min_duration_statement_ms: int = 500
+    idle_in_transaction_timeout_ms: int = 60_000
+    secret_rotation_days: int = 30
+    pooler: str
+    rds_proxy: RdsProxyConfig = field(default_factory=RdsProxyConfig)
+    pgbouncer: PgBouncerConfig = field(default_factory=PgBouncerConfig)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tagging:
     """Cost and ownership tags applied to every taggable resource."""
 
@@ -82,6 +143,7 @@ class EnvironmentConfig:
     account: str | None = None
     network: NetworkConfig
     log_retention_days: int
+    database: DatabaseConfig
     # retain_data: RETAIN/SNAPSHOT + deletion protection on every stateful resource (forced on in prod).
     retain_data: bool
     # allow_destroy: stateful resources are DESTROYed with the stack. Only a disposable env may say so.
@@ -105,6 +167,7 @@ class EnvironmentConfig:
         if not _REGION_RE.match(self.region):
             fail("region", self.region, "expected an AWS region code such as 'eu-west-1'")
         self._validate_network()
+        self._validate_database()
         if self.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
             fail(
                 "log_retention_days",
@@ -172,6 +235,72 @@ class EnvironmentConfig:
                 f"the CIDR has {cidr.num_addresses}; use a shorter prefix or smaller subnet masks",
             )
 
+    def _validate_database(self) -> None:  # noqa: PLR0912 - one flat list of checks reads best
+        db, fail = self.database, self._fail
+        if db.engine_version not in AURORA_ENGINE_VERSIONS:
+            fail("database.engine_version", db.engine_version, f"allowed: {', '.join(AURORA_ENGINE_VERSIONS)}")
+        for name, acu, low in (("min_capacity", db.min_capacity, 0.0), ("max_capacity", db.max_capacity, 1.0)):
+            if not (low <= acu <= 256 and float(acu * 2).is_integer()):
+                fail(f"database.{name}", acu, f"Serverless v2 capacity is {low:g}-256 ACU in 0.5 steps")
+        if db.min_capacity > db.max_capacity:
+            fail("database.min_capacity", db.min_capacity, f"must not exceed max_capacity ({db.max_capacity:g})")
+        for index, reader in enumerate(db.readers):
+            if reader.availability_zone not in self.network.availability_zones:
+                fail(
+                    f"database.readers[{index}].availability_zone",
+                    reader.availability_zone,
+                    f"must be one of the VPC's zones {list(self.network.availability_zones)}",
+                )
+            if not 0 <= reader.promotion_tier <= 15:
+                fail(f"database.readers[{index}].promotion_tier", reader.promotion_tier, "allowed: 0-15")
+        if self.is_prod and not any(r.promotion_tier <= 1 for r in db.readers):
+            fail("database.readers", len(db.readers), "prod needs a failover reader in promotion tier 0-1")
+        if not 1 <= db.backup_retention_days <= 35:
+            fail("database.backup_retention_days", db.backup_retention_days, "Aurora keeps 1-35 days of backups")
+        if db.performance_insights_retention_days not in PERFORMANCE_INSIGHTS_RETENTION_DAYS:
+            fail(
+                "database.performance_insights_retention_days",
+                db.performance_insights_retention_days,
+                f"allowed: {', '.join(map(str, PERFORMANCE_INSIGHTS_RETENTION_DAYS))}",
+            )
+        if not 1 <= db.secret_rotation_days <= 365:
+            fail("database.secret_rotation_days", db.secret_rotation_days, "allowed: 1-365 days")
+        if db.pooler not in POOLERS:
+            fail("database.pooler", db.pooler, f"allowed: {', '.join(POOLERS)}")
+        proxy = db.rds_proxy
+        if not 1 <= proxy.max_connections_percent <= 100:
+            fail("database.rds_proxy.max_connections_percent", proxy.max_connections_percent, "allowed: 1-100")
+        if not 0 <= proxy.max_idle_connections_percent <= proxy.max_connections_percent:
+            fail(
+                "database.rds_proxy.max_idle_connections_percent",
+                proxy.max_idle_connections_percent,
+                "allowed: 0 up to max_connections_percent",
+            )
+        bouncer = db.pgbouncer
+        for image_field in ("image", "tls_init_image"):
+            if not _DIGEST_RE.match(getattr(bouncer, image_field)):
+                fail(
+                    f"database.pgbouncer.{image_field}",
+                    getattr(bouncer, image_field),
+                    "pin the image by digest: '<repository>:<tag>@sha256:<64 hex>'",
+                )
+        if not 0 < bouncer.tcp_keepidle_seconds < NLB_IDLE_TIMEOUT_SECONDS:
+            fail(
+                "database.pgbouncer.tcp_keepidle_seconds",
+                bouncer.tcp_keepidle_seconds,
+                f"must be below the NLB idle timeout ({NLB_IDLE_TIMEOUT_SECONDS} s)",
+            )
+        if bouncer.max_prepared_statements <= 0:
+            fail(
+                "database.pgbouncer.max_prepared_statements",
+                bouncer.max_prepared_statements,
+                "must be > 0 so psycopg's prepared statements work in transaction pooling",
+            )
+        if not 1 <= bouncer.min_tasks <= bouncer.max_tasks:
+            fail("database.pgbouncer.min_tasks", bouncer.min_tasks, f"allowed: 1 up to max_tasks ({bouncer.max_tasks})")
+        if self.is_prod and db.pooler == "pgbouncer" and bouncer.min_tasks < 2:
+            fail("database.pgbouncer.min_tasks", bouncer.min_tasks, "prod runs at least 2 tasks across AZs")
+
     def _fail(self, field_name: str, value: object, allowed: str) -> NoReturn:
         raise ConfigError(self.name, field_name, value, allowed)
 
@@ -186,6 +315,13 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             nat_gateways=1,
         ),
         log_retention_days=30,
+        database=DatabaseConfig(
+            min_capacity=0.5,
+            max_capacity=4,
+            backup_retention_days=7,
+            pooler="pgbouncer",
+            log_min_duration_statement_ms=250,
+        ),
         retain_data=False,
         allow_destroy=True,
         tagging=Tagging(data_classification="internal"),
@@ -199,6 +335,13 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             nat_gateways=1,
         ),
         log_retention_days=90,
+        database=DatabaseConfig(
+            min_capacity=0.5,
+            max_capacity=16,
+            readers=(ReaderConfig(availability_zone="eu-west-1b", promotion_tier=1),),
+            backup_retention_days=14,
+            pooler="rds_proxy",
+        ),
         retain_data=False,
     ),
     "prod": EnvironmentConfig(
@@ -210,6 +353,18 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             nat_gateways=3,
         ),
         log_retention_days=365,
+        database=DatabaseConfig(
+            min_capacity=2,
+            max_capacity=64,
+            readers=(
+                ReaderConfig(availability_zone="eu-west-1b", promotion_tier=1),
+                ReaderConfig(availability_zone="eu-west-1c", promotion_tier=2),
+            ),
+            backup_retention_days=35,
+            performance_insights_retention_days=93,
+            pooler="rds_proxy",
+            pgbouncer=PgBouncerConfig(min_tasks=2, max_tasks=8, cpu=512, memory_mib=1024),
+        ),
         retain_data=True,
     ),
 }

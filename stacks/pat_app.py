@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
+from stacks.access_stack import AccessStack
 from stacks.config import EnvironmentConfig
+from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
 
@@ -16,9 +18,15 @@ class PatEnvironment:
     config: EnvironmentConfig
     keys: KeysStack
     network: NetworkStack
+    data: DataStack
+    access: AccessStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnvironment:
     keys = KeysStack(scope, config=config)
     network = NetworkStack(scope, config=config, logs_key=keys.keys.logs)
-    return PatEnvironment(config=config, keys=keys, network=network)
+    data = DataStack(scope, config=config, vpc=network.vpc, database_key=keys.keys.database, logs_key=keys.keys.logs)
+    access = AccessStack(
+        scope, config=config, vpc=network.vpc, data=data, database_key=keys.keys.database, logs_key=keys.keys.logs
+    )
+    return PatEnvironment(config=config, keys=keys, network=network, data=data, access=access)

@@ -1,0 +1,220 @@
+"""Aurora PostgreSQL Serverless v2: writer + readers, CMK everywhere, TLS-only, logs and metrics an operator needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from pat_constructs.compliance import acknowledge
+from pat_constructs.log_groups import encrypted_log_group
+from pat_constructs.secrets import DEFAULT_EXCLUDED_CHARACTERS
+
+POSTGRES_PORT = 5432
+OWNER_USERNAME = "pat_owner"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReaderSpec:
+    availability_zone: str
+    promotion_tier: int
+
+
+def cluster_parameters(*, log_min_duration_statement_ms: int, idle_in_transaction_timeout_ms: int) -> dict[str, str]:
+    """Cluster parameter group values, each one for a reason an operator would ask about."""
+    return {
+        # Refuse any connection that is not TLS (the parameter lives in the CLUSTER group on Aurora).
+        "rds.force_ssl": "1",
+        # Per-query statistics for patops / Performance Insights drill-down.
+        "shared_preload_libraries": "pg_stat_statements",
+        "pg_stat_statements.track": "top",
+        # Slow queries land in the exported postgresql log.
+        "log_min_duration_statement": str(log_min_duration_statement_ms),
+        # Lock waits longer than deadlock_timeout (1 s) are logged: the first clue for blocked DDL/migrations.
+        "log_lock_waits": "1",
+        # Every schema change is auditable in the log; data statements are not logged (volume, PII).
+        "log_statement": "ddl",
+        # A client that forgets COMMIT cannot hold locks and pooled connections forever.
+        "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
+        # Temp files over 10 MB are logged: work_mem pressure shows up before it hurts.
+        "log_temp_files": "10240",
+    }
+
+
+class AuroraCluster(Construct):
+    """Aurora PostgreSQL Serverless v2 in isolated subnets, reachable only from security groups given to `allow_from`.
+
+    The cluster identifier is fixed (`pat-<env>`) so runbooks, log group names and alarms can find it; the log
+    group is created first so RDS writes into our encrypted group with our retention instead of creating its own.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        vpc: ec2.IVpc,
+        engine_version: str,
+        min_capacity: float,
+        max_capacity: float,
+        readers: Sequence[ReaderSpec],
+        database_key: kms.IKey,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+        backup_retention_days: int,
+        performance_insights_retention_days: int,
+        log_min_duration_statement_ms: int,
+        idle_in_transaction_timeout_ms: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.cluster_identifier = f"pat-{env_name}"
+        self.engine = engine = rds.DatabaseClusterEngine.aurora_postgres(
+            version=rds.AuroraPostgresEngineVersion.of(engine_version, engine_version.split(".", maxsplit=1)[0])
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"Aurora {self.cluster_identifier}: PostgreSQL from the pooler, migrator and rotation only",
+            allow_all_outbound=False,
+        )
+        parameter_group = rds.ParameterGroup(
+            self,
+            "ClusterParameters",
+            engine=engine,
+            description=f"Pat {env_name} Aurora cluster parameters",
+            parameters=cluster_parameters(
+                log_min_duration_statement_ms=log_min_duration_statement_ms,
+                idle_in_transaction_timeout_ms=idle_in_transaction_timeout_ms,
+            ),
+        )
+        self.log_group = encrypted_log_group(
+            self,
+            "PostgresqlLogGroup",
+            encryption_key=logs_key,
+            retention_days=log_retention_days,
+            log_group_name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
+        )
+        # Enhanced monitoring (OS metrics every 60 s) needs this service role; AWS maintains its policy.
+        monitoring_role = iam.Role(
+            self,
+            "MonitoringRole",
+            assumed_by=iam.ServicePrincipal("monitoring.rds.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonRDSEnhancedMonitoringRole")
+            ],
+        )
+        acknowledge(
+            monitoring_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+            "AmazonRDSEnhancedMonitoringRole is the AWS-maintained policy for the RDS monitoring service; it only "
+            "allows writing to the RDSOSMetrics log group and the role is assumable by monitoring.rds only.",
+        )
+        performance_insights = _performance_insight_retention(performance_insights_retention_days)
+        instance_options: dict[str, Any] = {
+            "auto_minor_version_upgrade": True,
+            "publicly_accessible": False,
+            "enable_performance_insights": True,
+            "performance_insight_encryption_key": database_key,
+            "performance_insight_retention": performance_insights,
+        }
+        self.cluster = rds.DatabaseCluster(
+            self,
+            "Cluster",
+            cluster_identifier=self.cluster_identifier,
+            engine=engine,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            security_groups=[self.security_group],
+            port=POSTGRES_PORT,
+            credentials=rds.Credentials.from_generated_secret(
+                OWNER_USERNAME, encryption_key=database_key, exclude_characters=DEFAULT_EXCLUDED_CHARACTERS
+            ),
+            default_database_name="pat",
+            parameter_group=parameter_group,
+            serverless_v2_min_capacity=min_capacity,
+            serverless_v2_max_capacity=max_capacity,
+            writer=rds.ClusterInstance.serverless_v2("Writer", **instance_options),
+            readers=[
+                rds.ClusterInstance.serverless_v2(
+                    f"Reader{index + 1}",
+                    scale_with_writer=reader.promotion_tier <= 1,
+                    availability_zone=reader.availability_zone,
+                    **instance_options,
+                )
+                for index, reader in enumerate(readers)
+            ],
+            storage_encrypted=True,
+            storage_encryption_key=database_key,
+            enable_performance_insights=True,
+            performance_insight_encryption_key=database_key,
+            performance_insight_retention=performance_insights,
+            monitoring_interval=Duration.seconds(60),
+            monitoring_role=monitoring_role,
+            cloudwatch_logs_exports=["postgresql"],
+            iam_authentication=True,
+            copy_tags_to_snapshot=True,
+            backup=rds.BackupProps(retention=Duration.days(backup_retention_days), preferred_window="02:00-03:00"),
+            preferred_maintenance_window="sun:03:30-sun:04:30",
+            storage_type=rds.DBClusterStorageType.AURORA,
+        )
+        self.cluster.node.add_dependency(self.log_group)
+        # The exact promotion tier from config (CDK only distinguishes "scales with writer" 1 from 2).
+        for index, reader in enumerate(readers):
+            instance = self.cluster.node.find_child(f"Reader{index + 1}")
+            assert isinstance(instance.node.default_child, rds.CfnDBInstance)
+            instance.node.default_child.promotion_tier = reader.promotion_tier
+        for instance_id in ["Writer", *(f"Reader{index + 1}" for index in range(len(readers)))]:
+            instance = self.cluster.node.find_child(instance_id).node.default_child
+            assert instance is not None
+            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+                acknowledge(
+                    instance,
+                    f"{pack}-RDSInBackupPlan",
+                    "Aurora instances hold no data of their own; the cluster has continuous backups with "
+                    "point-in-time restore for the configured retention, which cdk-nag cannot see (cdk-nag#1627).",
+                )
+        assert self.cluster.secret is not None
+        self.owner_secret: secretsmanager.ISecret = self.cluster.secret
+        self.endpoint = self.cluster.cluster_endpoint
+        self.reader_endpoint = self.cluster.cluster_read_endpoint
+        self.port = POSTGRES_PORT
+
+    def acknowledge_disposable(self) -> None:
+        """For environments the config declares disposable: no deletion protection, by design."""
+        for finding in (
+            "AwsSolutions-RDS10",
+            "HIPAA.Security-RDSInstanceDeletionProtectionEnabled",
+            "NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled",
+        ):
+            acknowledge(
+                self.cluster.node.default_child,  # type: ignore[arg-type]
+                finding,
+                "This environment is declared disposable in config (allow_destroy); prod and every retain_data "
+                "environment get deletion protection from the removal-policy rule, asserted by the template tests.",
+            )
+
+    def allow_from(self, peer: ec2.ISecurityGroup, description: str) -> None:
+        """Open PostgreSQL to one security group (never a CIDR)."""
+        self.security_group.add_ingress_rule(peer, ec2.Port.tcp(POSTGRES_PORT), description)
+
+
+def _performance_insight_retention(days: int) -> rds.PerformanceInsightRetention:
+    by_days = {
+        7: rds.PerformanceInsightRetention.DEFAULT,
+        31: rds.PerformanceInsightRetention.MONTHS_1,
+        93: rds.PerformanceInsightRetention.MONTHS_3,
+        186: rds.PerformanceInsightRetention.MONTHS_6,
+        372: rds.PerformanceInsightRetention.MONTHS_12,
+        731: rds.PerformanceInsightRetention.LONG_TERM,
+    }
+    return by_days[days]

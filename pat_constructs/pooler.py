@@ -1,0 +1,464 @@
+"""The connection pooler in front of Aurora, chosen per environment: RDS Proxy, or PgBouncer on ECS Fargate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_servicediscovery as servicediscovery
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from pat_constructs.compliance import acknowledge
+from pat_constructs.log_groups import encrypted_log_group
+
+POOLER_PORT = 5432
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+# auth_query runs as the lookup user against a SECURITY DEFINER function created by the schema migrations.
+PGBOUNCER_AUTH_QUERY = "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
+
+
+@dataclass(frozen=True)
+class PoolerEndpoints:
+    """Where applications connect: writer (read/write) and, when readers exist, a read-only endpoint."""
+
+    kind: str
+    endpoint: str
+    reader_endpoint: str
+    port: int
+
+
+class RdsProxyPooler(Construct):
+    """RDS Proxy with TLS required, the app/readonly secrets, and a read-only endpoint when the cluster has readers."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        vpc: ec2.IVpc,
+        cluster: rds.IDatabaseCluster,
+        cluster_engine: rds.IClusterEngine,
+        cluster_port: int,
+        secrets: Sequence[secretsmanager.ISecret],
+        database_key: kms.IKey,
+        security_group: ec2.ISecurityGroup,
+        has_readers: bool,
+        idle_client_timeout_seconds: int,
+        borrow_timeout_seconds: int,
+        max_connections_percent: int,
+        max_idle_connections_percent: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        isolated = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        # The target as a reference with a literal port and no security groups: the Data stack already admits the
+        # pooler group on 5432, and CDK would otherwise add a duplicate rule whose port is an unresolvable token.
+        target = rds.DatabaseCluster.from_database_cluster_attributes(
+            self,
+            "Target",
+            cluster_identifier=cluster.cluster_identifier,
+            engine=cluster_engine,
+            port=cluster_port,
+        )
+        # Own role + customer-managed policy (no inline policy): read exactly the attached secrets. The secrets are
+        # referenced by ARN so CDK's automatic grants do not reach back into the Keys/Data stacks' policies.
+        secrets = [
+            secretsmanager.Secret.from_secret_complete_arn(self, f"Secret{index}", secret.secret_arn)
+            for index, secret in enumerate(secrets)
+        ]
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("rds.amazonaws.com"))
+        iam.ManagedPolicy(
+            self,
+            "SecretsPolicy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    resources=[secret.secret_arn for secret in secrets],
+                ),
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[database_key.key_arn]),
+            ],
+        )
+        self.proxy = rds.DatabaseProxy(
+            self,
+            "Proxy",
+            db_proxy_name=f"pat-{env_name}",
+            proxy_target=rds.ProxyTarget.from_cluster(target),
+            role=role.without_policy_updates(),
+            secrets=list(secrets),
+            vpc=vpc,
+            vpc_subnets=isolated,
+            security_groups=[security_group],
+            require_tls=True,
+            debug_logging=False,
+            idle_client_timeout=Duration.seconds(idle_client_timeout_seconds),
+            borrow_timeout=Duration.seconds(borrow_timeout_seconds),
+            max_connections_percent=max_connections_percent,
+            max_idle_connections_percent=max_idle_connections_percent,
+        )
+        reader_endpoint = self.proxy.endpoint
+        if has_readers:
+            # Reads that tolerate replica lag go here; RDS Proxy balances them over the readers.
+            read_only = rds.CfnDBProxyEndpoint(
+                self,
+                "ReadOnlyEndpoint",
+                db_proxy_name=self.proxy.db_proxy_name,
+                db_proxy_endpoint_name=f"pat-{env_name}-read-only",
+                target_role="READ_ONLY",
+                vpc_subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
+                vpc_security_group_ids=[security_group.security_group_id],
+            )
+            reader_endpoint = read_only.attr_endpoint
+        self.endpoints = PoolerEndpoints(
+            kind="rds_proxy", endpoint=self.proxy.endpoint, reader_endpoint=reader_endpoint, port=POOLER_PORT
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgBouncerSettings:
+    image: str
+    tls_init_image: str
+    min_tasks: int
+    max_tasks: int
+    cpu: int
+    memory_mib: int
+    default_pool_size: int
+    max_client_conn: int
+    max_prepared_statements: int
+    tcp_keepidle_seconds: int
+    cpu_target_percent: int
+
+
+class PgBouncerPooler(Construct):
+    """PgBouncer (transaction pooling) on Fargate behind an internal, cross-zone NLB.
+
+    Credentials: PgBouncer itself only knows the `pat_pgbouncer` lookup user (ECS secrets from Secrets Manager);
+    clients log in with their own roles, verified through auth_query. Rotating `pat_app`/`pat_readonly` therefore
+    needs nothing from PgBouncer; rotating the lookup user's secret triggers a rolling redeploy (RotationHook),
+    so no task keeps a stale password.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        vpc: ec2.IVpc,
+        cluster: rds.IDatabaseCluster,
+        auth_secret: secretsmanager.ISecret,
+        database_key: kms.IKey,
+        security_group: ec2.ISecurityGroup,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+        retain: bool,
+        settings: PgBouncerSettings,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # By ARN, so ECS's automatic secret grant cannot add a resource policy in the Data stack (cycle).
+        auth_secret = secretsmanager.Secret.from_secret_complete_arn(self, "AuthSecret", auth_secret.secret_arn)
+        self.load_balancer_deletion_protection = retain
+        private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        self.ecs_cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
+        namespace = servicediscovery.PrivateDnsNamespace(
+            self, "Namespace", name=f"pat-{env_name}.internal", vpc=vpc, description="Pat internal service names"
+        )
+        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
+        # Explicit execution role with a customer-managed policy (no CDK inline policy): pull, log, read one secret.
+        execution_role = iam.Role(self, "ExecutionRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+        iam.ManagedPolicy(
+            self,
+            "ExecutionPolicy",
+            roles=[execution_role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    resources=[auth_secret.secret_arn],
+                ),
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[database_key.key_arn]),
+            ],
+        )
+        task = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            execution_role=execution_role.without_policy_updates(),
+            cpu=settings.cpu,
+            memory_limit_mib=settings.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        task.add_volume(name="tls")
+        logging = ecs.LogDrivers.aws_logs(stream_prefix="pgbouncer", log_group=log_group)
+        # Fetches the RDS CA bundle (server_tls_sslmode=verify-full) and makes the client-side TLS key pair.
+        tls_init = task.add_container(
+            "TlsInit",
+            image=ecs.ContainerImage.from_registry(settings.tls_init_image),
+            essential=False,
+            logging=logging,
+            command=[
+                "sh",
+                "-ec",
+                "apk add --no-cache openssl >/dev/null && "
+                f"wget -qO /tls/rds-ca.pem {RDS_CA_BUNDLE_URL} && "
+                "openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=pgbouncer "
+                "-keyout /tls/server.key -out /tls/server.crt && "
+                "chown 70:70 /tls/* && chmod 600 /tls/server.key",
+            ],
+        )
+        tls_init.add_mount_points(ecs.MountPoint(container_path="/tls", source_volume="tls", read_only=False))
+        endpoint = cluster.cluster_endpoint
+        bouncer = task.add_container(
+            "PgBouncer",
+            image=ecs.ContainerImage.from_registry(settings.image),
+            logging=logging,
+            port_mappings=[ecs.PortMapping(container_port=POOLER_PORT, protocol=ecs.Protocol.TCP)],
+            environment={
+                "DB_HOST": endpoint.hostname,
+                "DB_PORT": str(endpoint.port),
+                "AUTH_TYPE": "scram-sha-256",
+                "AUTH_QUERY": PGBOUNCER_AUTH_QUERY,
+                "POOL_MODE": "transaction",
+                "MAX_PREPARED_STATEMENTS": str(settings.max_prepared_statements),
+                "DEFAULT_POOL_SIZE": str(settings.default_pool_size),
+                "MAX_CLIENT_CONN": str(settings.max_client_conn),
+                "SERVER_TLS_SSLMODE": "verify-full",
+                "SERVER_TLS_CA_FILE": "/tls/rds-ca.pem",
+                "CLIENT_TLS_SSLMODE": "require",
+                "CLIENT_TLS_KEY_FILE": "/tls/server.key",
+                "CLIENT_TLS_CERT_FILE": "/tls/server.crt",
+                "TCP_KEEPALIVE": "1",
+                "TCP_KEEPIDLE": str(settings.tcp_keepidle_seconds),
+                "TCP_KEEPINTVL": "30",
+                "IGNORE_STARTUP_PARAMETERS": "extra_float_digits,options",
+                "LOG_CONNECTIONS": "0",
+                "LOG_DISCONNECTIONS": "0",
+                "STATS_PERIOD": "60",
+            },
+            # Injected by ECS from Secrets Manager at task start: never in the template or task definition.
+            secrets={
+                "DB_USER": ecs.Secret.from_secrets_manager(auth_secret, "username"),
+                "DB_PASSWORD": ecs.Secret.from_secrets_manager(auth_secret, "password"),
+            },
+            health_check=ecs.HealthCheck(
+                command=["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p {POOLER_PORT} || exit 1"],
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(20),
+            ),
+        )
+        bouncer.add_mount_points(ecs.MountPoint(container_path="/tls", source_volume="tls", read_only=True))
+        bouncer.add_container_dependencies(
+            ecs.ContainerDependency(container=tls_init, condition=ecs.ContainerDependencyCondition.SUCCESS)
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.ecs_cluster,
+            task_definition=task,
+            desired_count=settings.min_tasks,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            vpc_subnets=private,
+            security_groups=[security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            cloud_map_options=ecs.CloudMapOptions(name="pgbouncer", cloud_map_namespace=namespace),
+        )
+        scaling = self.service.auto_scale_task_count(min_capacity=settings.min_tasks, max_capacity=settings.max_tasks)
+        scaling.scale_on_cpu_utilization("CpuScaling", target_utilization_percent=settings.cpu_target_percent)
+
+        self.load_balancer = elbv2.NetworkLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            internet_facing=False,
+            vpc_subnets=private,
+            cross_zone_enabled=True,
+            security_groups=[security_group],
+            deletion_protection=retain,
+        )
+        listener = self.load_balancer.add_listener("Postgres", port=POOLER_PORT, protocol=elbv2.Protocol.TCP)
+        listener.add_targets(
+            "Tasks",
+            port=POOLER_PORT,
+            protocol=elbv2.Protocol.TCP,
+            targets=[self.service],
+            deregistration_delay=Duration.seconds(30),
+            health_check=elbv2.HealthCheck(
+                protocol=elbv2.Protocol.TCP, interval=Duration.seconds(10), healthy_threshold_count=2
+            ),
+        )
+        self.rotation_hook = PgBouncerRotationHook(
+            self,
+            "RotationHook",
+            vpc=vpc,
+            service=self.service,
+            auth_secret=auth_secret,
+            logs_key=logs_key,
+            log_retention_days=log_retention_days,
+        )
+        self._acknowledge(task, listener)
+
+    def _acknowledge(self, task: ecs.FargateTaskDefinition, listener: elbv2.NetworkListener) -> None:
+        acknowledge(
+            task,
+            "AwsSolutions-ECS2",
+            "The container environment holds only non-secret PgBouncer settings; the lookup user's credentials are "
+            "injected by ECS from Secrets Manager at task start and never appear in the task definition.",
+        )
+        for finding in ("AwsSolutions-ELB2", "HIPAA.Security-ELBLoggingEnabled", "NIST.800.53.R5-ELBLoggingEnabled",
+                        "PCI.DSS.321-ELBLoggingEnabled"):  # fmt: skip
+            acknowledge(
+                self.load_balancer,
+                finding,
+                "NLB access logs exist only for TLS listeners; every flow through this TCP load balancer is recorded "
+                "by the VPC flow logs (ALL traffic, encrypted log group) and PgBouncer logs pooler errors.",
+            )
+        if not self.load_balancer_deletion_protection:
+            for finding in (
+                "HIPAA.Security-ELBDeletionProtectionEnabled",
+                "NIST.800.53.R5-ELBDeletionProtectionEnabled",
+            ):
+                acknowledge(
+                    self.load_balancer,
+                    finding,
+                    "Outside retained environments the internal NLB is stateless and disposable with its stack; "
+                    "retained environments (prod) enable deletion protection through the same config switch.",
+                )
+        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
+            acknowledge(
+                listener,
+                f"{pack}-ELBv2ACMCertificateRequired",
+                "PostgreSQL negotiates TLS inside its own protocol, so the NLB passes TCP through and PgBouncer "
+                "terminates TLS with client_tls_sslmode=require; the pooler-to-Aurora leg is verify-full TLS.",
+            )
+        self.endpoints = PoolerEndpoints(
+            kind="pgbouncer",
+            endpoint=self.load_balancer.load_balancer_dns_name,
+            reader_endpoint=self.load_balancer.load_balancer_dns_name,
+            port=POOLER_PORT,
+        )
+
+
+_ROTATION_HOOK_CODE = """
+import os, boto3
+def handler(event, context):
+    boto3.client("ecs").update_service(
+        cluster=os.environ["CLUSTER"], service=os.environ["SERVICE"], forceNewDeployment=True
+    )
+    return {"redeployed": os.environ["SERVICE"]}
+"""
+
+
+class PgBouncerRotationHook(Construct):
+    """After the lookup user's secret rotates, force a rolling redeploy so every task reads the new password."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        service: ecs.FargateService,
+        auth_secret: secretsmanager.ISecret,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
+        # Failed invocations (after EventBridge's retries) are kept for 14 days for the on-call to replay.
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=logs_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="PgBouncer rotation hook: HTTPS out to the ECS API"
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(actions=["ecs:UpdateService"], resources=[service.service_arn]),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+                ),
+                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    resources=["*"],
+                ),
+            ],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Lambda's VPC networking needs EC2 network-interface actions that have no resource-level permissions; "
+            "the role is assumable only by Lambda and every other statement is scoped to one resource ARN.",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(_ROTATION_HOOK_CODE),
+            role=role.without_policy_updates(),
+            log_group=log_group,
+            timeout=Duration.seconds(30),
+            reserved_concurrent_executions=1,
+            dead_letter_queue=self.dead_letter_queue,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[security_group],
+            environment={"CLUSTER": service.cluster.cluster_name, "SERVICE": service.service_name},
+            description="Redeploy PgBouncer after its lookup user's password rotated",
+        )
+        self.function.node.add_dependency(policy)
+        self.rule = events.Rule(
+            self,
+            "OnRotation",
+            description="Secrets Manager finished rotating the PgBouncer lookup user's secret",
+            event_pattern=events.EventPattern(
+                source=["aws.secretsmanager"],
+                detail_type=["AWS Service Event via CloudTrail"],
+                detail={
+                    "eventName": ["RotationSucceeded"],
+                    "additionalEventData": {"SecretId": [auth_secret.secret_arn]},
+                },
+            ),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=4)],
+        )

@@ -1,0 +1,75 @@
+"""Pat-<env>-Access: the stateless way in. The pooler chosen in config; replaceable without touching data."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from pat_constructs.discovery import Discovery
+from pat_constructs.pooler import PgBouncerPooler, PgBouncerSettings, RdsProxyPooler
+from stacks.base import PatStack
+from stacks.config import EnvironmentConfig
+from stacks.data_stack import DataStack
+
+
+class AccessStack(PatStack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        data: DataStack,
+        database_key: kms.IKey,
+        logs_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, config=config, part="Access", description=f"{config.database.pooler} pooler")
+        db = config.database
+        if db.pooler == "rds_proxy":
+            proxy = db.rds_proxy
+            self.pooler: RdsProxyPooler | PgBouncerPooler = RdsProxyPooler(
+                self,
+                "RdsProxy",
+                env_name=config.name,
+                vpc=vpc,
+                cluster=data.cluster,
+                cluster_engine=data.aurora.engine,
+                cluster_port=data.aurora.port,
+                secrets=[data.user_secrets["app"], data.user_secrets["readonly"]],
+                database_key=database_key,
+                security_group=data.pooler_security_group,
+                has_readers=bool(db.readers),
+                idle_client_timeout_seconds=proxy.idle_client_timeout_seconds,
+                borrow_timeout_seconds=proxy.borrow_timeout_seconds,
+                max_connections_percent=proxy.max_connections_percent,
+                max_idle_connections_percent=proxy.max_idle_connections_percent,
+            )
+        else:
+            bouncer = db.pgbouncer
+            self.pooler = PgBouncerPooler(
+                self,
+                "PgBouncer",
+                env_name=config.name,
+                vpc=vpc,
+                cluster=data.cluster,
+                auth_secret=data.user_secrets["pgbouncer-auth"],
+                database_key=database_key,
+                retain=config.retain_data,
+                security_group=data.pooler_security_group,
+                logs_key=logs_key,
+                log_retention_days=config.log_retention_days,
+                settings=PgBouncerSettings(**vars(bouncer)),
+            )
+        endpoints = self.pooler.endpoints
+        Discovery(
+            self,
+            "Discovery",
+            env_name=config.name,
+            values={
+                "pooler/kind": endpoints.kind,
+                "pooler/endpoint": endpoints.endpoint,
+                "pooler/reader-endpoint": endpoints.reader_endpoint,
+                "pooler/port": str(endpoints.port),
+            },
+        )

@@ -1,0 +1,114 @@
+"""Pat-<env>-Data: the stateful data tier. Aurora, its secrets and the security groups that may reach it.
+
+Client security groups (pooler, migrator) live here too, so the stateless Access and Schema stacks only attach
+them: flipping the pooler between RDS Proxy and PgBouncer never edits the database's ingress rules.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from pat_constructs.aurora import AuroraCluster, ReaderSpec
+from pat_constructs.discovery import Discovery
+from pat_constructs.secrets import generated_secret, rotate_postgres_single_user
+from stacks.base import PatStack
+from stacks.config import EnvironmentConfig
+
+# Login roles created by the schema migrations; their passwords live only in these secrets.
+APP_USERS = {
+    "app": ("pat_app", "application read/write through RLS"),
+    "readonly": ("pat_readonly", "read-only reporting and on-call queries"),
+    "pgbouncer-auth": ("pat_pgbouncer", "PgBouncer auth_query lookup (EXECUTE on one function only)"),
+}
+
+
+class DataStack(PatStack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        database_key: kms.IKey,
+        logs_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, config=config, part="Data", description="Aurora PostgreSQL, secrets (stateful)")
+        db = config.database
+
+        def client_group(construct_id: str, description: str) -> ec2.SecurityGroup:
+            return ec2.SecurityGroup(self, construct_id, vpc=vpc, description=description, allow_all_outbound=True)
+
+        self.pooler_security_group = client_group("PoolerSecurityGroup", "Pooler (RDS Proxy or PgBouncer tasks)")
+        self.migrator_security_group = client_group("MigratorSecurityGroup", "Schema migrator Lambda")
+        self.rotation_security_group = client_group("RotationSecurityGroup", "Secrets Manager rotation Lambdas")
+
+        self.aurora = AuroraCluster(
+            self,
+            "Aurora",
+            env_name=config.name,
+            vpc=vpc,
+            engine_version=db.engine_version,
+            min_capacity=db.min_capacity,
+            max_capacity=db.max_capacity,
+            readers=[
+                ReaderSpec(availability_zone=r.availability_zone, promotion_tier=r.promotion_tier) for r in db.readers
+            ],
+            database_key=database_key,
+            logs_key=logs_key,
+            log_retention_days=config.log_retention_days,
+            backup_retention_days=db.backup_retention_days,
+            performance_insights_retention_days=db.performance_insights_retention_days,
+            log_min_duration_statement_ms=db.log_min_duration_statement_ms,
+            idle_in_transaction_timeout_ms=db.idle_in_transaction_timeout_ms,
+        )
+        self.aurora.allow_from(self.pooler_security_group, "PostgreSQL from the pooler")
+        self.aurora.allow_from(self.migrator_security_group, "PostgreSQL from the schema migrator (direct, no pooler)")
+        self.aurora.allow_from(self.rotation_security_group, "PostgreSQL from secret rotation")
+        self.cluster = self.aurora.cluster
+        if not config.retain_data:
+            self.aurora.acknowledge_disposable()
+
+        rotate_postgres_single_user(
+            self.aurora.owner_secret,
+            vpc=vpc,
+            security_group=self.rotation_security_group,
+            every_days=db.secret_rotation_days,
+            rotate_immediately=True,
+        )
+        self.user_secrets: dict[str, secretsmanager.ISecret] = {}
+        for key, (username, purpose) in APP_USERS.items():
+            secret = generated_secret(
+                self,
+                f"{username.title().replace('_', '')}Secret",
+                description=f"Pat {config.name} {username}: {purpose}",
+                encryption_key=database_key,
+                template={"username": username},
+            )
+            # host/port/dbname/engine are added to the secret, so a secret alone is enough to connect.
+            attached = secret.attach(self.cluster)
+            # The role is created by the schema migrations: the first rotation waits for the schedule.
+            rotate_postgres_single_user(
+                attached,
+                vpc=vpc,
+                security_group=self.rotation_security_group,
+                every_days=db.secret_rotation_days,
+                rotate_immediately=False,
+            )
+            self.user_secrets[key] = attached
+
+        self.discovery = Discovery(
+            self,
+            "Discovery",
+            env_name=config.name,
+            values={
+                "db/cluster-identifier": self.cluster.cluster_identifier,
+                "db/writer-endpoint": self.cluster.cluster_endpoint.hostname,
+                "db/reader-endpoint": self.cluster.cluster_read_endpoint.hostname,
+                "db/port": str(self.aurora.port),
+                "db/owner-secret-arn": self.aurora.owner_secret.secret_arn,
+                **{f"db/{key}-secret-arn": s.secret_arn for key, s in self.user_secrets.items()},
+            },
+        )
