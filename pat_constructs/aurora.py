@@ -169,13 +169,12 @@ class AuroraCluster(Construct):
         )
         self.cluster.node.add_dependency(self.log_group)
         # The exact promotion tier from config (CDK only distinguishes "scales with writer" 1 from 2).
-        for index, reader in enumerate(readers):
-            instance = self.cluster.node.find_child(f"Reader{index + 1}")
-            assert isinstance(instance.node.default_child, rds.CfnDBInstance)
-            instance.node.default_child.promotion_tier = reader.promotion_tier
-        for instance_id in ["Writer", *(f"Reader{index + 1}" for index in range(len(readers)))]:
+        tiers = {"Writer": None, **{f"Reader{i + 1}": r.promotion_tier for i, r in enumerate(readers)}}
+        for instance_id, tier in tiers.items():
             instance = self.cluster.node.find_child(instance_id).node.default_child
-            assert instance is not None
+            assert isinstance(instance, rds.CfnDBInstance)
+            if tier is not None:
+                instance.promotion_tier = tier
             for pack in ("HIPAA.Security", "NIST.800.53.R5"):
                 acknowledge(
                     instance,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,19 @@ class Synthesized:
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     app, envs = build_app(config.resolve("all"), tmp_path_factory.mktemp("cdk.out"))
+    return Synthesized(app=app, envs=envs, assembly=app.synth())
+
+
+def flipped_pooler(env: config.EnvironmentConfig) -> config.EnvironmentConfig:
+    """The same environment with the other pooler, so both paths are synthesized and tested for every env."""
+    other = "pgbouncer" if env.database.pooler == "rds_proxy" else "rds_proxy"
+    bouncer = dataclasses.replace(env.database.pgbouncer, min_tasks=max(2, env.database.pgbouncer.min_tasks))
+    return dataclasses.replace(env, database=dataclasses.replace(env.database, pooler=other, pgbouncer=bouncer))
+
+
+@pytest.fixture(scope="session")
+def synthesized_flipped(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    app, envs = build_app([flipped_pooler(e) for e in config.resolve("all")], tmp_path_factory.mktemp("cdk.out"))
     return Synthesized(app=app, envs=envs, assembly=app.synth())
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from tests.conftest import ROOT, Synthesized
 
 
-def test_cfn_lint_is_clean(synthesized: Synthesized) -> None:
+def test_cfn_lint_is_clean(synthesized: Synthesized, synthesized_flipped: Synthesized) -> None:
     templates = sorted(Path(synthesized.assembly.directory).glob("*.template.json"))
-    assert len(templates) == 2 * 3
+    assert len(templates) == 4 * 3
+    templates += sorted(Path(synthesized_flipped.assembly.directory).glob("Pat-*-Access.template.json"))
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
         [str(cfn_lint), "--config-file", str(ROOT / ".cfnlintrc.yaml"), "--", *map(str, templates)],

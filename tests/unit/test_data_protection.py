@@ -7,10 +7,12 @@ import pytest
 from pat_constructs.removal_policy import STATEFUL_TYPES
 from tests.conftest import Synthesized
 
+SNAPSHOT_TYPES = {"AWS::RDS::DBCluster", "AWS::ElastiCache::ReplicationGroup"}
+
 
 def stateful(synthesized: Synthesized, env: str) -> list[tuple[str, dict]]:
     found = []
-    for part in ("Keys", "Network"):
+    for part in ("Keys", "Network", "Data", "Access"):
         for lid, resource in synthesized.template_json(env, part)["Resources"].items():
             if resource["Type"] in STATEFUL_TYPES:
                 found.append((lid, resource))
@@ -22,8 +24,16 @@ def test_stateful_resources_follow_the_environment_rule(synthesized: Synthesized
     resources = stateful(synthesized, env)
     assert {r["Type"] for _, r in resources} >= {"AWS::KMS::Key", "AWS::Logs::LogGroup"}
     for lid, resource in resources:
-        assert resource["DeletionPolicy"] == policy, lid
-        assert resource["UpdateReplacePolicy"] == policy, lid
+        expected = "Snapshot" if policy == "Retain" and resource["Type"] in SNAPSHOT_TYPES else policy
+        assert resource["DeletionPolicy"] == expected, lid
+        assert resource["UpdateReplacePolicy"] == expected, lid
+
+
+def test_prod_cluster_has_deletion_protection(synthesized: Synthesized) -> None:
+    (prod,) = synthesized.resources("prod", "Data", "AWS::RDS::DBCluster").values()
+    assert prod["Properties"]["DeletionProtection"] is True
+    (dev,) = synthesized.resources("dev", "Data", "AWS::RDS::DBCluster").values()
+    assert not dev["Properties"].get("DeletionProtection", False)
 
 
 def test_prod_log_groups_have_deletion_protection(synthesized: Synthesized) -> None:

@@ -17,7 +17,7 @@ EXPECTED_TAGGED = {
 def test_every_taggable_resource_has_the_tags(synthesized: Synthesized, env_name: str) -> None:
     env = config.ENVIRONMENTS[env_name]
     seen_types = set()
-    for part in ("Keys", "Network"):
+    for part in ("Keys", "Network", "Data", "Access"):
         for lid, resource in synthesized.template_json(env_name, part)["Resources"].items():
             tags = resource.get("Properties", {}).get("Tags")
             if tags is None:
