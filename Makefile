@@ -29,7 +29,21 @@ $(STAMPS)/node: package.json package-lock.json | $(STAMPS)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(STAMPS)/python $(STAMPS)/node
+# Debian packages the data tests run for real (a private PostgreSQL + PgBouncer per test session).
+DEBIAN_PACKAGES := postgresql-15 pgbouncer
+$(STAMPS)/debian: | $(STAMPS)
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+	@touch $@
+
+setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/debian
 
 ## synth: synthesize ENV (default: all environments) through the pinned CDK CLI, gated by cdk-nag, then summarize
 synth: setup
