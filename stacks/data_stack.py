@@ -44,6 +44,12 @@ class DataStack(PatStack):
         self.pooler_security_group = client_group("PoolerSecurityGroup", "Pooler (RDS Proxy or PgBouncer tasks)")
         self.migrator_security_group = client_group("MigratorSecurityGroup", "Schema migrator Lambda")
         self.rotation_security_group = client_group("RotationSecurityGroup", "Secrets Manager rotation Lambdas")
+        # Applications and patops attach this group to reach the pooler; nothing else may.
+        self.client_security_group = client_group("ClientSecurityGroup", "Applications and patops (via the pooler)")
+        pooler_port = ec2.Port.tcp(5432)
+        self.pooler_security_group.add_ingress_rule(self.client_security_group, pooler_port, "Clients to the pooler")
+        # The PgBouncer NLB and its tasks share the pooler group: NLB-to-task traffic stays inside it.
+        self.pooler_security_group.add_ingress_rule(self.pooler_security_group, pooler_port, "NLB to PgBouncer tasks")
 
         self.aurora = AuroraCluster(
             self,
@@ -108,6 +114,7 @@ class DataStack(PatStack):
                 "db/writer-endpoint": self.cluster.cluster_endpoint.hostname,
                 "db/reader-endpoint": self.cluster.cluster_read_endpoint.hostname,
                 "db/port": str(self.aurora.port),
+                "db/client-security-group-id": self.client_security_group.security_group_id,
                 "db/owner-secret-arn": self.aurora.owner_secret.secret_arn,
                 **{f"db/{key}-secret-arn": s.secret_arn for key, s in self.user_secrets.items()},
             },

@@ -67,7 +67,7 @@ def test_writer_and_readers_with_tiers_and_zones(synthesized: Synthesized, env_n
 def test_postgres_is_reachable_only_from_security_groups(synthesized: Synthesized, env_name: str) -> None:
     template = synthesized.template_json(env_name, "Data")["Resources"]
     ingress = [r["Properties"] for r in template.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
-    assert len(ingress) == 3
+    assert len(ingress) == 5  # Aurora: pooler, migrator, rotation; pooler: clients, itself (NLB -> tasks)
     for rule in ingress:
         assert "CidrIp" not in rule
         assert "SourceSecurityGroupId" in rule
