@@ -13,6 +13,7 @@ from constructs import Construct
 
 from pat_constructs.aurora import AuroraCluster, ReaderSpec
 from pat_constructs.discovery import Discovery
+from pat_constructs.pooler import POOLER_PORT
 from pat_constructs.secrets import generated_secret, rotate_postgres_single_user
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
@@ -46,7 +47,7 @@ class DataStack(PatStack):
         self.rotation_security_group = client_group("RotationSecurityGroup", "Secrets Manager rotation Lambdas")
         # Applications and patops attach this group to reach the pooler; nothing else may.
         self.client_security_group = client_group("ClientSecurityGroup", "Applications and patops (via the pooler)")
-        pooler_port = ec2.Port.tcp(5432)
+        pooler_port = ec2.Port.tcp(POOLER_PORT)
         self.pooler_security_group.add_ingress_rule(self.client_security_group, pooler_port, "Clients to the pooler")
         # The PgBouncer NLB and its tasks share the pooler group: NLB-to-task traffic stays inside it.
         self.pooler_security_group.add_ingress_rule(self.pooler_security_group, pooler_port, "NLB to PgBouncer tasks")
