@@ -169,7 +169,6 @@ class PgBouncerPooler(Construct):
         super().__init__(scope, construct_id)
         # By ARN, so ECS's automatic secret grant cannot add a resource policy in the Data stack (cycle).
         auth_secret = secretsmanager.Secret.from_secret_complete_arn(self, "AuthSecret", auth_secret.secret_arn)
-        self.load_balancer_deletion_protection = retain
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.ecs_cluster = ecs.Cluster(
             self,
@@ -319,9 +318,11 @@ class PgBouncerPooler(Construct):
             logs_key=logs_key,
             log_retention_days=log_retention_days,
         )
-        self._acknowledge(task, listener)
+        self._acknowledge(task, listener, deletion_protection=retain)
 
-    def _acknowledge(self, task: ecs.FargateTaskDefinition, listener: elbv2.NetworkListener) -> None:
+    def _acknowledge(
+        self, task: ecs.FargateTaskDefinition, listener: elbv2.NetworkListener, *, deletion_protection: bool
+    ) -> None:
         acknowledge(
             task,
             "AwsSolutions-ECS2",
@@ -336,7 +337,7 @@ class PgBouncerPooler(Construct):
                 "NLB access logs exist only for TLS listeners; every flow through this TCP load balancer is recorded "
                 "by the VPC flow logs (ALL traffic, encrypted log group) and PgBouncer logs pooler errors.",
             )
-        if not self.load_balancer_deletion_protection:
+        if not deletion_protection:
             for finding in (
                 "HIPAA.Security-ELBDeletionProtectionEnabled",
                 "NIST.800.53.R5-ELBDeletionProtectionEnabled",
