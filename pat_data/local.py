@@ -193,3 +193,23 @@ def postgres_with_pgbouncer(root: Path, users: dict[str, str]) -> Iterator[tuple
             bouncer.stop()
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def create_owner_database(
+    postgres: LocalPostgres, *, owner: str = "pat_owner", password: str = "local-owner-password", dbname: str = "pat"
+) -> str:
+    """Mirror Aurora's master user: a non-superuser owner role that may create roles, owning database `dbname`.
+
+    Returns the owner's DSN for that database (what the migrator uses). Idempotent.
+    """
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
+        if not exists:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                    sql.Identifier(owner), sql.Literal(password)
+                )
+            )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner)))
+    return postgres.dsn(owner, password, dbname)
