@@ -196,7 +196,11 @@ def postgres_with_pgbouncer(root: Path, users: dict[str, str]) -> Iterator[tuple
 
 
 def create_owner_database(
-    postgres: LocalPostgres, *, owner: str = "pat_owner", password: str = "local-owner-password", dbname: str = "pat"
+    postgres: LocalPostgres,
+    *,
+    owner: str = "pat_owner",
+    password: str = "local-owner-password",  # noqa: S107 - throwaway local server
+    dbname: str = "pat",
 ) -> str:
     """Mirror Aurora's master user: a non-superuser owner role that may create roles, owning database `dbname`.
 
