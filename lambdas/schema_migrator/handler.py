@@ -1,0 +1,166 @@
+"""Schema migrator: the CDK Provider's onEvent handler at deploy time, and the daily partition maintenance job.
+
+Thin on purpose: parse the event, read the secrets, call pat_data.schema_deploy, shape the response and metrics.
+Create/Update migrate forward (a rollback re-sending old properties finds nothing to do: the engine ignores
+migrations newer than its files); Delete never touches the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pat_data.connect import Target, target_from_secret
+from pat_data.schema_deploy import deploy_schema, emf_metrics, maintain_partitions
+
+BUNDLE_ROOT = Path(__file__).resolve().parents[2]
+# Leave this much of the Lambda timeout to report a clean error instead of being killed mid-file.
+SAFETY_MARGIN_SECONDS = 45
+
+logger = logging.getLogger()
+logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    env: str
+    owner_secret_arn: str
+    login_secret_arns: dict[str, str]
+    sslmode: str
+    sslrootcert: str | None
+    out_of_order: bool
+    root: Path
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        missing = [key for key in ("ENV_NAME", "OWNER_SECRET_ARN") if not environ.get(key)]
+        if missing:
+            raise RuntimeError(f"schema migrator misconfigured: environment variable(s) {', '.join(missing)} not set")
+        return cls(
+            env=environ["ENV_NAME"],
+            owner_secret_arn=environ["OWNER_SECRET_ARN"],
+            login_secret_arns=json.loads(environ.get("LOGIN_SECRET_ARNS", "{}")),
+            # TLS is enforced by the cluster (rds.force_ssl); verify-full when the RDS CA bundle is shipped.
+            sslmode=environ.get("DB_SSLMODE", "require"),
+            sslrootcert=environ.get("DB_SSLROOTCERT") or None,
+            out_of_order=environ.get("OUT_OF_ORDER", "false") == "true",
+            root=Path(environ.get("PAT_BUNDLE_ROOT", str(BUNDLE_ROOT))),
+        )
+
+
+def _secret(client: Any, arn: str) -> dict[str, Any]:
+    return dict(json.loads(client.get_secret_value(SecretId=arn)["SecretString"]))
+
+
+def _owner_target(client: Any, settings: Settings) -> Target:
+    return target_from_secret(
+        _secret(client, settings.owner_secret_arn),
+        sslmode=settings.sslmode,
+        sslrootcert=settings.sslrootcert,
+        application_name="pat-migrator",
+    )
+
+
+def _emit(settings: Settings, **metrics: float) -> None:
+    # One JSON line on stdout: CloudWatch turns Embedded Metric Format documents into metrics.
+    print(json.dumps(emf_metrics(settings.env, metrics)))
+
+
+def _deadline(context: Any) -> float:
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+
+
+def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, client: Any) -> dict[str, Any]:
+    request = event["RequestType"]
+    physical_id = event.get("PhysicalResourceId") or f"pat-schema-{settings.env}"
+    if request == "Delete":
+        logger.info("delete: the schema and its data are never dropped by CloudFormation", extra={"id": physical_id})
+        return {"PhysicalResourceId": physical_id}
+    properties = event.get("ResourceProperties", {})
+    logger.info(
+        "schema deploy",
+        extra={"request": request, "schema_hash": properties.get("SchemaHash"), "engine": properties.get("Engine")},
+    )
+    try:
+        owner = _owner_target(client, settings)
+        logins = {role: _secret(client, arn)["password"] for role, arn in settings.login_secret_arns.items()}
+        result = deploy_schema(
+            owner,
+            migrations_dir=settings.root / "schema" / "migrations",
+            partitions_file=settings.root / "schema" / "partitions.toml",
+            env=settings.env,
+            logins=logins,
+            deadline=deadline,
+            out_of_order=settings.out_of_order,
+        )
+    except Exception:
+        _emit(settings, MigrationFailures=1)
+        logger.exception("schema deploy failed")
+        raise
+    report = result.partitions
+    _emit(
+        settings,
+        MigrationFailures=0,
+        MigrationsApplied=len(result.migrate.applied),
+        FuturePartitionsMin=report.min_future_partitions,
+        DefaultPartitionRows=report.total_default_rows,
+    )
+    for warning in report.warnings:
+        logger.warning(warning)
+    return {
+        "PhysicalResourceId": physical_id,
+        "Data": {
+            "AppliedVersions": ",".join(result.migrate.applied) or "none",
+            "CurrentVersion": result.migrate.current_version or "none",
+            "IgnoredFutureVersions": ",".join(result.migrate.future) or "none",
+            "EngineVersion": result.engine_version,
+        },
+    }
+
+
+def maintain(settings: Settings, deadline: float, client: Any) -> dict[str, Any]:
+    try:
+        report = maintain_partitions(
+            _owner_target(client, settings),
+            partitions_file=settings.root / "schema" / "partitions.toml",
+            env=settings.env,
+            deadline=deadline,
+        )
+    except Exception:
+        _emit(settings, MaintenanceFailures=1)
+        logger.exception("partition maintenance failed")
+        raise
+    _emit(
+        settings,
+        MaintenanceFailures=0,
+        FuturePartitionsMin=report.min_future_partitions,
+        DefaultPartitionRows=report.total_default_rows,
+    )
+    for warning in report.warnings:
+        logger.warning(warning)
+    return {
+        "created": report.created,
+        "dropped": report.dropped,
+        "detached": report.detached,
+        "min_future_partitions": report.min_future_partitions,
+        "default_rows": report.default_rows,
+    }
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_environ(os.environ)
+    client = boto3.client("secretsmanager")
+    deadline = _deadline(context)
+    if "RequestType" in event:
+        return on_event(event, settings, deadline, client)
+    if event.get("action") == "maintain" or event.get("detail-type") == "Scheduled Event":
+        return maintain(settings, deadline, client)
+    raise ValueError('unrecognised event: expected a CloudFormation custom resource event or {"action": "maintain"}')
