@@ -305,6 +305,7 @@ class Migrator:
                     "run `repair` to record the new name"
                 )
         applied_versions = {r.parsed_version for r in applied}
+        labels = {r.parsed_version: r.version or "" for r in rows if r.success}
         newest_applied = max([*applied_versions, baseline], default=())
         pending = [m for m in self._files if m.version not in applied_versions and m.version > baseline]
         if not self.out_of_order:
@@ -312,7 +313,8 @@ class Migrator:
                 if migration.version < newest_applied:
                     problems.append(
                         f"{migration.script}: version {migration.version_text} is older than the newest applied "
-                        f"version {format_version(newest_applied)}: renumber it above that, or run with out_of_order"
+                        f"version {labels.get(newest_applied, format_version(newest_applied))}: renumber it above "
+                        "that, or run with out_of_order"
                     )
         return Validation(problems=problems, pending=pending, future=future, applied=applied)
 
@@ -383,10 +385,11 @@ class Migrator:
             for migration in validation.pending:
                 self._apply(conn, migration)
                 applied.append(migration.version_text)
-            current = max((r.parsed_version for r in self._rows(conn) if r.success), default=None)
+            done = [r for r in self._rows(conn) if r.success and r.version]
+            current = max(done, key=lambda r: r.parsed_version).version if done else None
         return MigrateResult(
             applied=applied,
-            current_version=format_version(current) if current else None,
+            current_version=current,
             future=[r.version or "" for r in validation.future],
             execution_ms=int((time.perf_counter() - started) * 1000),
         )
@@ -458,7 +461,11 @@ class Migrator:
                     conn.execute(statement.sql.encode())
                 except psycopg.Error as exc:
                     raise _failure(
-                        migration, exc, offset=statement.offset, note="not transactional: earlier statements stay"
+                        migration,
+                        exc,
+                        offset=statement.offset,
+                        note="not transactional: earlier statements stay",
+                        single_statement=True,
                     ) from exc
             invalid = sorted(_invalid_indexes(conn) - invalid_before)
             if invalid:
@@ -552,11 +559,15 @@ def _invalid_indexes(conn: psycopg.Connection[Any]) -> set[str]:
     return {row[0] for row in rows}
 
 
-def _failure(migration: MigrationFile, exc: psycopg.Error, *, offset: int, note: str) -> MigrationFailedError:
+def _failure(
+    migration: MigrationFile, exc: psycopg.Error, *, offset: int, note: str, single_statement: bool = False
+) -> MigrationFailedError:
     diag = exc.diag
     line: int | None = None
     if diag.statement_position:
         line = line_of(migration.sql, offset + int(diag.statement_position) - 1)
+    elif single_statement:
+        line = line_of(migration.sql, offset)  # where the failing statement starts
     message = diag.message_primary or str(exc).strip()
     details = [f"{diag.sqlstate or '?'} {message}"]
     if diag.message_detail:

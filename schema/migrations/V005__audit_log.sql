@@ -27,6 +27,11 @@ DECLARE
     old_doc jsonb;
     new_doc jsonb;
     excluded text[] := coalesce(TG_ARGV::text[], '{}');
+    -- Row triggers on a partitioned table fire with the partition as TG_TABLE_NAME: record the parent.
+    logical_table text := coalesce(
+        (SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = TG_RELID),
+        TG_TABLE_NAME
+    );
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         old_doc := to_jsonb(OLD) - excluded;
@@ -34,14 +39,15 @@ BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         new_doc := to_jsonb(NEW) - excluded;
     END IF;
-    IF TG_OP = 'UPDATE' AND old_doc = new_doc THEN
+    -- An UPDATE that changed nothing but the updated_at stamp is not worth a row.
+    IF TG_OP = 'UPDATE' AND old_doc - 'updated_at' = new_doc - 'updated_at' THEN
         RETURN NULL;
     END IF;
     INSERT INTO pat.audit_log (tenant_id, actor, table_name, operation, row_key, old_row, new_row)
     VALUES (
         coalesce(pat.current_tenant_id(), (coalesce(new_doc, old_doc) ->> 'tenant_id')::uuid),
         pat.current_actor(),
-        TG_TABLE_NAME,
+        logical_table,
         TG_OP,
         coalesce(new_doc, old_doc) ->> 'id',
         old_doc,

@@ -1,14 +1,29 @@
-"""A private PostgreSQL 15 + PgBouncer (transaction mode) for the data tests, started once per session."""
+"""A private PostgreSQL 15 + PgBouncer (transaction mode) for the data tests, started once per session.
+
+Databases for the schema tests are created per test (or per module) owned by `pat_owner`, a non-superuser role
+that may create roles: what Aurora's master user is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
+import psycopg
 import pytest
 
-from pat_data.local import LocalPgBouncer, LocalPostgres, postgres_with_pgbouncer
+from pat_data.connect import Target, target_from_dsn
+from pat_data.local import LocalPgBouncer, LocalPostgres, create_owner_database, postgres_with_pgbouncer
+from pat_data.migrations import Migrator
+from pat_data.partitions import PartitionMaintainer, load_config
 
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "schema" / "migrations"
+PARTITIONS = ROOT / "schema" / "partitions.toml"
 APP_USERS = {"pat_app": "local-app-password", "pat_readonly": "local-readonly-password"}
+_names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +34,31 @@ def data_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalP
     root.parent.parent.chmod(0o755)
     with postgres_with_pgbouncer(root, APP_USERS) as servers:
         yield servers
+
+
+@pytest.fixture(scope="session")
+def new_database(data_tier: tuple[LocalPostgres, LocalPgBouncer]) -> Callable[[], Target]:
+    """Factory: a fresh, empty database owned by pat_owner; returns the owner's (direct) target."""
+    postgres, _ = data_tier
+
+    def create() -> Target:
+        return target_from_dsn(create_owner_database(postgres, dbname=f"pat_test_{next(_names)}"))
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def pat_database(new_database: Callable[[], Target]) -> Target:
+    """The full schema with this month's partitions (prod retention), shared by read-mostly schema tests."""
+    owner = new_database()
+    Migrator(owner, MIGRATIONS).migrate()
+    PartitionMaintainer(owner, load_config(PARTITIONS, "prod"), now=lambda: datetime.now(UTC)).run()
+    return owner
+
+
+def app_connection(
+    data_tier: tuple[LocalPostgres, LocalPgBouncer], database: Target, user: str = "pat_app"
+) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection as an application role through PgBouncer in transaction mode, as production clients do."""
+    _, bouncer = data_tier
+    return psycopg.connect(bouncer.dsn(user, dbname=database.dbname), prepare_threshold=None)
