@@ -324,9 +324,9 @@ class PartitionMaintainer:
         log.info(
             "partition maintenance done",
             extra={
-                "created": len(report.created),
-                "dropped": len(report.dropped),
-                "detached": len(report.detached),
+                "partitions_created": len(report.created),
+                "partitions_dropped": len(report.dropped),
+                "partitions_detached": len(report.detached),
                 "min_future_partitions": report.min_future_partitions,
                 "default_rows": report.total_default_rows,
                 "elapsed_ms": report.elapsed_ms,

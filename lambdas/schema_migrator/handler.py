@@ -122,6 +122,7 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
             "CurrentVersion": result.migrate.current_version or "none",
             "IgnoredFutureVersions": ",".join(result.migrate.future) or "none",
             "EngineVersion": result.engine_version,
+            "LoginPasswordsSet": ",".join(result.passwords_set) or "none",
         },
     }
 

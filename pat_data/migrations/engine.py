@@ -448,7 +448,28 @@ class Migrator:
                 )
                 time.sleep(self.retry_backoff_seconds * attempt)
             except psycopg.Error as exc:
-                raise _failure(migration, exc, offset=0, note="rolled back") from exc
+                failure = _failure(migration, exc, offset=0, note="rolled back")
+                if failure.line is None:
+                    failure = self._locate(conn, migration) or failure
+                raise failure from exc
+
+    def _locate(self, conn: psycopg.Connection[Any], migration: MigrationFile) -> MigrationFailedError | None:
+        """Find the failing statement of a transactional file whose error carried no position (a runtime error):
+        replay it statement by statement inside a transaction that is always rolled back."""
+        try:
+            with conn.transaction(force_rollback=True):
+                _set(conn, "lock_timeout", migration.lock_timeout, local=True)
+                _set(conn, "statement_timeout", migration.statement_timeout, local=True)
+                for statement in split_statements(migration.sql):
+                    try:
+                        conn.execute(statement.sql.encode())
+                    except psycopg.Error as exc:
+                        return _failure(
+                            migration, exc, offset=statement.offset, note="rolled back", single_statement=True
+                        )
+        except psycopg.Error:
+            return None
+        return None
 
     def _apply_statements(self, conn: psycopg.Connection[Any], migration: MigrationFile) -> None:
         started = time.perf_counter()

@@ -1,0 +1,195 @@
+"""The schema migrator handler end to end: CloudFormation events and the schedule against a real PostgreSQL, with
+the owner and login secrets in moto's Secrets Manager."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+
+from lambdas.schema_migrator import handler as migrator
+from pat_data.connect import target_from_dsn
+from pat_data.local import LocalPostgres, create_owner_database
+from pat_data.migrations import MigrationFailedError
+from pat_data.schema_deploy import WriterUnavailableError, wait_for_writer
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL = "001,002,003,004,005,006"
+_databases = itertools.count(1)
+
+
+class LambdaContext:
+    """The two things the handler reads from the Lambda context object."""
+
+    function_name = "pat-test-schema-migrator"
+
+    def __init__(self, remaining_ms: int = 300_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
+class Deployment:
+    postgres: LocalPostgres
+    dbname: str
+    app_password: str
+    bundle: Path
+
+
+def cfn_event(request: str, *, schema_hash: str = "hash-2", old_hash: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "RequestType": request,
+        "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:provider",
+        "ResponseURL": "https://example.invalid/response",
+        "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/Pat-dev-Schema/1",
+        "RequestId": "request-1",
+        "LogicalResourceId": "Schema",
+        "ResourceType": "Custom::PatSchema",
+        "ResourceProperties": {"SchemaHash": schema_hash, "Engine": "1.0.0"},
+    }
+    if request != "Create":
+        event["PhysicalResourceId"] = "pat-schema-dev"
+    if old_hash:
+        event["OldResourceProperties"] = {"SchemaHash": old_hash, "Engine": "1.0.0"}
+    return event
+
+
+@pytest.fixture
+def deployment(lambda_postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    dbname = f"pat_lambda_{next(_databases)}"
+    owner = target_from_dsn(create_owner_database(lambda_postgres, dbname=dbname))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "schema", bundle / "schema")
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="eu-west-1")
+
+        def secret(name: str, username: str, password: str) -> str:
+            value = {"engine": "postgres", "host": owner.host, "port": owner.port, "dbname": dbname,
+                     "username": username, "password": password}  # fmt: skip
+            return str(client.create_secret(Name=f"{name}-{dbname}", SecretString=json.dumps(value))["ARN"])
+
+        app_password = f"app-{dbname}-from-secrets-manager"
+        environ = {
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "ENV_NAME": "dev",
+            "OWNER_SECRET_ARN": secret("owner", owner.user, owner.password or ""),
+            "LOGIN_SECRET_ARNS": json.dumps(
+                {
+                    "pat_app": secret("app", "pat_app", app_password),
+                    "pat_readonly": secret("ro", "pat_readonly", "ro-pw"),
+                }
+            ),
+            "DB_SSLMODE": "disable",
+            "PAT_BUNDLE_ROOT": str(bundle),
+        }
+        for key, value in environ.items():
+            monkeypatch.setenv(key, value)
+        yield Deployment(lambda_postgres, dbname, app_password, bundle)
+
+
+def emf_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_create_applies_everything_sets_login_passwords_and_publishes_metrics(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    response = migrator.handler(cfn_event("Create"), LambdaContext())
+    assert response["PhysicalResourceId"] == "pat-schema-dev"
+    assert response["Data"]["AppliedVersions"] == ALL
+    assert response["Data"]["CurrentVersion"] == "006"
+    assert response["Data"]["LoginPasswordsSet"] == "pat_app,pat_readonly"
+    app_dsn = deployment.postgres.dsn("pat_app", deployment.app_password, deployment.dbname)
+    with psycopg.connect(app_dsn) as conn:  # the password from Secrets Manager now logs in
+        assert conn.execute("SELECT current_user").fetchone() == ("pat_app",)
+    metrics = emf_lines(capsys.readouterr().out)
+    assert metrics[-1]["MigrationFailures"] == 0
+    assert metrics[-1]["FuturePartitionsMin"] == 12
+    assert metrics[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Pat/Schema"
+
+    again = migrator.handler(cfn_event("Update", old_hash="hash-1"), LambdaContext())
+    assert again["Data"]["AppliedVersions"] == "none"
+    assert again["Data"]["LoginPasswordsSet"] == "none"  # already matching: rotation is never fought
+
+
+def test_delete_never_touches_the_database(deployment: Deployment) -> None:
+    migrator.handler(cfn_event("Create"), LambdaContext())
+    assert migrator.handler(cfn_event("Delete"), LambdaContext()) == {"PhysicalResourceId": "pat-schema-dev"}
+    dsn = deployment.postgres.dsn(dbname=deployment.dbname)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM public.flyway_schema_history").fetchone() == (6,)
+        assert conn.execute("SELECT to_regclass('pat.emails') IS NOT NULL").fetchone() == (True,)
+
+
+def test_rollback_with_old_properties_and_old_code_neither_fails_nor_downgrades(deployment: Deployment) -> None:
+    migrator.handler(cfn_event("Create"), LambdaContext())
+    # The previous deployment's bundle knew V001-V004 only; CloudFormation re-sends its properties on rollback.
+    for newer in ("V005__audit_log.sql", "V006__users_last_seen_index.sql"):
+        (deployment.bundle / "schema" / "migrations" / newer).unlink()
+    response = migrator.handler(cfn_event("Update", schema_hash="hash-1", old_hash="hash-2"), LambdaContext())
+    assert response["Data"]["AppliedVersions"] == "none"
+    assert response["Data"]["IgnoredFutureVersions"] == "005,006"
+    with psycopg.connect(deployment.postgres.dsn(dbname=deployment.dbname)) as conn:
+        assert conn.execute("SELECT to_regclass('pat.audit_log') IS NOT NULL").fetchone() == (True,)
+
+
+def test_a_failing_file_fails_the_deploy_naming_it_and_the_next_deploy_resumes(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = deployment.bundle / "schema" / "migrations" / "V007__tag_counts.sql"
+    broken.write_text("ALTER TABLE pat.tags ADD COLUMN email_count integer NOT NULL DEFAULT 0;\nSELECT 1/0;\n")
+    with pytest.raises(MigrationFailedError, match=r"^V007__tag_counts\.sql line 2: 22012 division by zero"):
+        migrator.handler(cfn_event("Create"), LambdaContext())
+    assert emf_lines(capsys.readouterr().out)[-1]["MigrationFailures"] == 1
+    broken.write_text("ALTER TABLE pat.tags ADD COLUMN email_count integer NOT NULL DEFAULT 0;\n")
+    response = migrator.handler(cfn_event("Update", schema_hash="hash-3", old_hash="hash-2"), LambdaContext())
+    assert response["Data"]["AppliedVersions"] == "007"  # V001-V006 stayed applied from the failed run
+
+
+def test_schedule_runs_partition_maintenance_and_publishes_metrics(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrator.handler(cfn_event("Create"), LambdaContext())
+    scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    result = migrator.handler(scheduled, LambdaContext())
+    assert result["min_future_partitions"] == 12
+    assert result["created"] == []
+    metrics = emf_lines(capsys.readouterr().out)[-1]
+    assert (metrics["MaintenanceFailures"], metrics["DefaultPartitionRows"]) == (0, 0)
+    assert migrator.handler({"action": "maintain"}, LambdaContext())["min_future_partitions"] == 12
+
+
+def test_unknown_events_and_missing_settings_are_refused(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="unrecognised event"):
+        migrator.handler({"hello": "world"}, LambdaContext())
+    monkeypatch.delenv("OWNER_SECRET_ARN")
+    with pytest.raises(RuntimeError, match="OWNER_SECRET_ARN not set"):
+        migrator.handler(cfn_event("Create"), LambdaContext())
+
+
+def test_waiting_for_the_writer_backs_off_and_gives_up_at_the_deadline(lambda_postgres: LocalPostgres) -> None:
+    closed = target_from_dsn(lambda_postgres.dsn()).with_host("127.0.0.1", 1, pooled=False)
+    clock = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    with pytest.raises(WriterUnavailableError, match=r"127\.0\.0\.1:1 not accepting connections after 7 attempts"):
+        wait_for_writer(closed, deadline=60.0, sleep=sleep, clock=lambda: clock[0])
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 20.0]  # capped at 20 s, never past the deadline
+    assert wait_for_writer(target_from_dsn(lambda_postgres.dsn()), deadline=60.0) == 1
