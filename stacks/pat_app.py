@@ -11,6 +11,7 @@ from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
+from stacks.schema_stack import SchemaStack
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class PatEnvironment:
     network: NetworkStack
     data: DataStack
     access: AccessStack
+    schema: SchemaStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnvironment:
@@ -29,4 +31,7 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
     access = AccessStack(
         scope, config=config, vpc=network.vpc, data=data, database_key=keys.keys.database, logs_key=keys.keys.logs
     )
-    return PatEnvironment(config=config, keys=keys, network=network, data=data, access=access)
+    schema = SchemaStack(
+        scope, config=config, vpc=network.vpc, data=data, database_key=keys.keys.database, logs_key=keys.keys.logs
+    )
+    return PatEnvironment(config=config, keys=keys, network=network, data=data, access=access, schema=schema)

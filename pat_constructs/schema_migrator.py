@@ -1,0 +1,267 @@
+"""The schema migrator: a custom resource that applies schema/ at deploy time, and the same Lambda on a daily
+schedule for partition maintenance.
+
+The Lambda runs in the isolated subnets with the migrator security group (the only direct, pooler-less way to the
+writer), reads the owner and login secrets through the Secrets Manager endpoint, and is reserved to one concurrent
+execution so a deploy and the schedule never migrate side by side (the advisory lock would serialize them anyway).
+Its properties carry content hashes of schema/ and of the engine, so CloudFormation invokes it only when either
+changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
+
+from pat_constructs.bundling import content_hash, python_code
+from pat_constructs.compliance import acknowledge
+from pat_constructs.log_groups import encrypted_log_group
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+HANDLER = "lambdas.schema_migrator.handler.handler"
+BUNDLE_INCLUDE = (
+    "pat_data",
+    "schema",
+    "lambdas/__init__.py",
+    "lambdas/schema_migrator/__init__.py",
+    "lambdas/schema_migrator/handler.py",
+)
+ENGINE_FILES = (
+    "pat_data/migrations",
+    "pat_data/partitions.py",
+    "pat_data/schema_deploy.py",
+    "pat_data/connect.py",
+    "lambdas/schema_migrator/handler.py",
+)
+# 03:17 UTC: away from the top of the hour, when scheduled jobs (and deploys) cluster.
+DEFAULT_SCHEDULE = events.Schedule.cron(minute="17", hour="3")
+ENI_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+
+
+class SchemaMigrator(Construct):
+    """Custom resource `Custom::PatSchema` + daily maintenance. Attributes: AppliedVersions, CurrentVersion."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        writer: IConstruct,
+        owner_secret: secretsmanager.ISecret,
+        login_secrets: Mapping[str, secretsmanager.ISecret],
+        database_key: kms.IKey,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+        project_root: Path,
+        schedule: events.Schedule = DEFAULT_SCHEDULE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # By ARN, so no automatic grant reaches back into the Data stack's resource policies.
+        owner = secretsmanager.Secret.from_secret_complete_arn(self, "OwnerSecret", owner_secret.secret_arn)
+        logins = {
+            role: secretsmanager.Secret.from_secret_complete_arn(self, f"LoginSecret{index}", secret.secret_arn)
+            for index, (role, secret) in enumerate(sorted(login_secrets.items()))
+        }
+        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
+        # Async failures (the daily run, after Lambda's own retries) land here for on-call, 14 days.
+        self.failure_queue = sqs.Queue(
+            self,
+            "FailureQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=logs_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[owner.secret_arn, *(s.secret_arn for s in logins.values())],
+                ),
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[database_key.key_arn]),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+                ),
+                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
+                iam.PolicyStatement(actions=ENI_ACTIONS, resources=["*"]),
+            ],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Lambda's VPC networking needs EC2 network-interface actions that have no resource-level permissions; "
+            "the role is assumable only by Lambda and every other statement is scoped to one resource ARN.",
+        )
+        code, self.bundle_hash = python_code(
+            root=project_root,
+            requirements=project_root / "lambdas" / "schema_migrator" / "requirements.txt",
+            include=BUNDLE_INCLUDE,
+            runtime=RUNTIME,
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=f"Pat {env_name}: apply schema/ migrations, maintain partitions, align login passwords",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=HANDLER,
+            code=code,
+            role=role.without_policy_updates(),
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            memory_size=512,
+            # The Provider invokes synchronously: Lambda's 15-minute ceiling is the custom resource's timeout. The
+            # handler stops 45 s before it to report a clean error rather than being killed mid-file.
+            timeout=Duration.minutes(15),
+            reserved_concurrent_executions=1,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            security_groups=[security_group],
+            environment={
+                "ENV_NAME": env_name,
+                "OWNER_SECRET_ARN": owner.secret_arn,
+                "LOGIN_SECRET_ARNS": json.dumps({role: s.secret_arn for role, s in logins.items()}),
+                "DB_SSLMODE": "require",
+            },
+            environment_encryption=logs_key,
+            on_failure=destinations.SqsDestination(self.failure_queue),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
+        self.function.node.add_dependency(policy)
+
+        self.schedule = events.Rule(
+            self,
+            "DailyMaintenance",
+            description=f"Pat {env_name}: daily partition maintenance (premake, retention, default-partition check)",
+            schedule=schedule,
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    event=events.RuleTargetInput.from_object({"action": "maintain"}),
+                    retry_attempts=2,
+                    max_event_age=Duration.hours(2),
+                )
+            ],
+        )
+
+        provider_group = ec2.SecurityGroup(
+            self,
+            "ProviderSecurityGroup",
+            vpc=vpc,
+            description="Schema custom resource provider: HTTPS to the Lambda API and the CloudFormation response URL",
+            allow_all_outbound=False,
+        )
+        provider_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and S3")
+        provider_role = iam.Role(self, "ProviderRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        provider_log_group = encrypted_log_group(
+            self, "ProviderLogGroup", encryption_key=logs_key, retention_days=log_retention_days
+        )
+        provider_policy = iam.ManagedPolicy(
+            self,
+            "ProviderPolicy",
+            roles=[provider_role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction", "lambda:GetFunction"],
+                    resources=[self.function.function_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[provider_log_group.log_group_arn]
+                ),
+                iam.PolicyStatement(actions=ENI_ACTIONS, resources=["*"]),
+            ],
+        )
+        acknowledge(
+            provider_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Lambda's VPC networking needs EC2 network-interface actions that have no resource-level permissions; "
+            "the provider role may otherwise only invoke the one migrator function and write its own log group.",
+        )
+        # The Provider framework (CDK's) relays CloudFormation events to the migrator and posts the result to the
+        # pre-signed S3 response URL, so it sits in the NAT subnets; the migrator itself has no internet path.
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function,
+            framework_on_event_role=provider_role.without_policy_updates(),
+            log_group=provider_log_group,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[provider_group],
+            provider_function_env_encryption=logs_key,
+        )
+        self.provider.node.add_dependency(provider_policy)
+        self._acknowledge(self.function, self.failure_queue, self.provider)
+        self.schema_hash = content_hash(project_root, ["schema"])
+        self.engine_hash = content_hash(project_root, ENGINE_FILES)
+        self.resource = CustomResource(
+            self,
+            "Schema",
+            service_token=self.provider.service_token,
+            resource_type="Custom::PatSchema",
+            properties={"SchemaHash": self.schema_hash, "EngineHash": self.engine_hash, "Environment": env_name},
+        )
+        # Not before the writer instance exists and accepts connections (the handler still retries a resuming one).
+        self.resource.node.add_dependency(writer)
+        self.applied_versions = self.resource.get_att_string("AppliedVersions")
+        self.current_version = self.resource.get_att_string("CurrentVersion")
+
+    @staticmethod
+    def _acknowledge(function: lambda_.Function, failure_queue: sqs.Queue, provider: cr.Provider) -> None:
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                function,
+                f"{pack}-LambdaDLQ",
+                "Asynchronous failures go to an on-failure destination (the encrypted FailureQueue), which records "
+                "the request and the error; the rule only recognises the older dead-letter-queue setting.",
+            )
+        acknowledge(
+            failure_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the failure destination of the migrator Lambda; nothing consumes it "
+            "automatically, messages stay 14 days for on-call, so a further dead-letter queue adds nothing.",
+        )
+        framework = provider.node.find_child("framework-onEvent")
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                framework,
+                f"{pack}-LambdaDLQ",
+                "CDK's provider framework is invoked synchronously by CloudFormation: a failure fails the stack "
+                "operation and is reported in its events, so there is no asynchronous event to lose.",
+            )
+            acknowledge(
+                framework,
+                f"{pack}-LambdaConcurrency",
+                "CDK's provider framework runs once per stack operation of this one custom resource, and the "
+                "function it invokes is reserved to a single concurrent execution.",
+            )
