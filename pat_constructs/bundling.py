@@ -50,7 +50,8 @@ class PipLocalBundling:
     def __init__(self, *, root: Path, requirements: Path, include: Sequence[str], python_version: str) -> None:
         self.root, self.requirements, self.include, self.python_version = root, requirements, include, python_version
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_keyword_options: Any) -> bool:
+        """jsii passes the BundlingOptions positionally; nothing in them applies to a local pip install."""
         out = Path(output_dir)
         # An argv list (no shell) running this interpreter's pip against a pinned requirements file.
         subprocess.run(  # noqa: S603

@@ -25,8 +25,15 @@ from pat_constructs.log_groups import encrypted_log_group
 
 POOLER_PORT = 5432
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
-# auth_query runs as the lookup user against a SECURITY DEFINER function created by the schema migrations.
-PGBOUNCER_AUTH_QUERY = "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
+# The image's entrypoint writes DB_USER into the auth file and pgbouncer.ini, then runs this command: it adds the
+# read-only login and starts PgBouncer. Aurora gives no role read access to pg_authid/pg_shadow, so auth_query
+# cannot work there: PgBouncer authenticates the login roles from their secrets (auth_file) instead.
+PGBOUNCER_COMMAND = [
+    "sh",
+    "-c",
+    'printf \'"%s" "%s"\\n\' "$READONLY_USER" "$READONLY_PASSWORD" >> /etc/pgbouncer/userlist.txt '
+    "&& exec /usr/bin/pgbouncer /etc/pgbouncer/pgbouncer.ini",
+]
 
 
 @dataclass(frozen=True)
@@ -144,10 +151,9 @@ class PgBouncerSettings:
 class PgBouncerPooler(Construct):
     """PgBouncer (transaction pooling) on Fargate behind an internal, cross-zone NLB.
 
-    Credentials: PgBouncer itself only knows the `pat_pgbouncer` lookup user (ECS secrets from Secrets Manager);
-    clients log in with their own roles, verified through auth_query. Rotating `pat_app`/`pat_readonly` therefore
-    needs nothing from PgBouncer; rotating the lookup user's secret triggers a rolling redeploy (RotationHook),
-    so no task keeps a stale password.
+    Credentials: the `pat_app` and `pat_readonly` secrets are injected by ECS at task start into PgBouncer's auth
+    file (SCRAM to clients and to Aurora). When either secret rotates, the RotationHook forces a rolling redeploy,
+    so tasks pick up the new password within minutes; existing server connections keep working meanwhile.
     """
 
     def __init__(
@@ -158,7 +164,8 @@ class PgBouncerPooler(Construct):
         env_name: str,
         vpc: ec2.IVpc,
         cluster: rds.IDatabaseCluster,
-        auth_secret: secretsmanager.ISecret,
+        app_secret: secretsmanager.ISecret,
+        readonly_secret: secretsmanager.ISecret,
         database_key: kms.IKey,
         security_group: ec2.ISecurityGroup,
         logs_key: kms.IKey,
@@ -168,7 +175,10 @@ class PgBouncerPooler(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # By ARN, so ECS's automatic secret grant cannot add a resource policy in the Data stack (cycle).
-        auth_secret = secretsmanager.Secret.from_secret_complete_arn(self, "AuthSecret", auth_secret.secret_arn)
+        app_secret = secretsmanager.Secret.from_secret_complete_arn(self, "AppSecret", app_secret.secret_arn)
+        readonly_secret = secretsmanager.Secret.from_secret_complete_arn(
+            self, "ReadonlySecret", readonly_secret.secret_arn
+        )
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.ecs_cluster = ecs.Cluster(
             self,
@@ -192,7 +202,7 @@ class PgBouncerPooler(Construct):
                 ),
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                    resources=[auth_secret.secret_arn],
+                    resources=[app_secret.secret_arn, readonly_secret.secret_arn],
                 ),
                 iam.PolicyStatement(actions=["kms:Decrypt"], resources=[database_key.key_arn]),
             ],
@@ -231,13 +241,13 @@ class PgBouncerPooler(Construct):
         bouncer = task.add_container(
             "PgBouncer",
             image=ecs.ContainerImage.from_registry(settings.image),
+            command=PGBOUNCER_COMMAND,
             logging=logging,
             port_mappings=[ecs.PortMapping(container_port=POOLER_PORT, protocol=ecs.Protocol.TCP)],
             environment={
                 "DB_HOST": endpoint.hostname,
                 "DB_PORT": str(endpoint.port),
                 "AUTH_TYPE": "scram-sha-256",
-                "AUTH_QUERY": PGBOUNCER_AUTH_QUERY,
                 "POOL_MODE": "transaction",
                 "MAX_PREPARED_STATEMENTS": str(settings.max_prepared_statements),
                 "DEFAULT_POOL_SIZE": str(settings.default_pool_size),
@@ -257,8 +267,10 @@ class PgBouncerPooler(Construct):
             },
             # Injected by ECS from Secrets Manager at task start: never in the template or task definition.
             secrets={
-                "DB_USER": ecs.Secret.from_secrets_manager(auth_secret, "username"),
-                "DB_PASSWORD": ecs.Secret.from_secrets_manager(auth_secret, "password"),
+                "DB_USER": ecs.Secret.from_secrets_manager(app_secret, "username"),
+                "DB_PASSWORD": ecs.Secret.from_secrets_manager(app_secret, "password"),
+                "READONLY_USER": ecs.Secret.from_secrets_manager(readonly_secret, "username"),
+                "READONLY_PASSWORD": ecs.Secret.from_secrets_manager(readonly_secret, "password"),
             },
             health_check=ecs.HealthCheck(
                 command=["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p {POOLER_PORT} || exit 1"],
@@ -314,7 +326,7 @@ class PgBouncerPooler(Construct):
             "RotationHook",
             vpc=vpc,
             service=self.service,
-            auth_secret=auth_secret,
+            secrets=[app_secret, readonly_secret],
             logs_key=logs_key,
             log_retention_days=log_retention_days,
         )
@@ -326,7 +338,7 @@ class PgBouncerPooler(Construct):
         acknowledge(
             task,
             "AwsSolutions-ECS2",
-            "The container environment holds only non-secret PgBouncer settings; the lookup user's credentials are "
+            "The container environment holds only non-secret PgBouncer settings; the login roles' credentials are "
             "injected by ECS from Secrets Manager at task start and never appear in the task definition.",
         )
         for finding in ("AwsSolutions-ELB2", "HIPAA.Security-ELBLoggingEnabled", "NIST.800.53.R5-ELBLoggingEnabled",
@@ -374,7 +386,7 @@ def handler(event, context):
 
 
 class PgBouncerRotationHook(Construct):
-    """After the lookup user's secret rotates, force a rolling redeploy so every task reads the new password."""
+    """After a login secret rotates, force a rolling redeploy so every task reads the new password."""
 
     def __init__(
         self,
@@ -383,7 +395,7 @@ class PgBouncerRotationHook(Construct):
         *,
         vpc: ec2.IVpc,
         service: ecs.FargateService,
-        auth_secret: secretsmanager.ISecret,
+        secrets: Sequence[secretsmanager.ISecret],
         logs_key: kms.IKey,
         log_retention_days: int,
     ) -> None:
@@ -446,19 +458,19 @@ class PgBouncerRotationHook(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[security_group],
             environment={"CLUSTER": service.cluster.cluster_name, "SERVICE": service.service_name},
-            description="Redeploy PgBouncer after its lookup user's password rotated",
+            description="Redeploy PgBouncer after a login role's password rotated",
         )
         self.function.node.add_dependency(policy)
         self.rule = events.Rule(
             self,
             "OnRotation",
-            description="Secrets Manager finished rotating the PgBouncer lookup user's secret",
+            description="Secrets Manager finished rotating a secret PgBouncer authenticates with",
             event_pattern=events.EventPattern(
                 source=["aws.secretsmanager"],
                 detail_type=["AWS Service Event via CloudTrail"],
                 detail={
                     "eventName": ["RotationSucceeded"],
-                    "additionalEventData": {"SecretId": [auth_secret.secret_arn]},
+                    "additionalEventData": {"SecretId": [secret.secret_arn for secret in secrets]},
                 },
             ),
             targets=[targets.LambdaFunction(self.function, retry_attempts=4)],

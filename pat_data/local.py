@@ -44,6 +44,16 @@ def _as_service_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", SERVICE_USER, "--", *command]
 
 
+def _ensure_traversable(path: Path) -> None:
+    """The service user must reach its data directory: add search (x) permission on our own ancestors."""
+    if os.geteuid() != 0:
+        return
+    for parent in path.resolve().parents:
+        info = parent.stat()
+        if info.st_uid == 0 and not info.st_mode & 0o001:
+            parent.chmod(info.st_mode | 0o001)
+
+
 def _own(path: Path) -> None:
     if os.geteuid() == 0:
         user = pwd.getpwnam(SERVICE_USER)
@@ -92,6 +102,7 @@ class LocalPostgres:
     def start(self) -> LocalPostgres:
         _require(PG_BIN / "initdb", "postgresql-15")
         self.root.mkdir(parents=True, exist_ok=True)
+        _ensure_traversable(self.root)
         if not (self.data_dir / "PG_VERSION").exists():
             pwfile = self.root / "pwfile"
             pwfile.write_text(self.password)
@@ -144,6 +155,7 @@ class LocalPgBouncer:
     def start(self) -> LocalPgBouncer:
         _require(PGBOUNCER_BIN, "pgbouncer")
         self.root.mkdir(parents=True, exist_ok=True)
+        _ensure_traversable(self.root)
         userlist = "".join(f'"{user}" "{password}"\n' for user, password in self.users.items())
         (self.root / "userlist.txt").write_text(userlist)
         (self.root / "pgbouncer.ini").write_text(

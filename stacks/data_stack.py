@@ -22,7 +22,6 @@ from stacks.config import EnvironmentConfig
 APP_USERS = {
     "app": ("pat_app", "application read/write through RLS"),
     "readonly": ("pat_readonly", "read-only reporting and on-call queries"),
-    "pgbouncer-auth": ("pat_pgbouncer", "PgBouncer auth_query lookup (EXECUTE on one function only)"),
 }
 
 

@@ -29,9 +29,6 @@ _names = itertools.count(1)
 @pytest.fixture(scope="session")
 def data_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPostgres, LocalPgBouncer]]:
     root = tmp_path_factory.mktemp("data-tier")
-    root.chmod(0o755)
-    root.parent.chmod(0o755)
-    root.parent.parent.chmod(0o755)
     with postgres_with_pgbouncer(root, APP_USERS) as servers:
         yield servers
 

@@ -12,8 +12,6 @@ from pat_data.local import LocalPostgres
 @pytest.fixture(scope="session")
 def lambda_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     root = tmp_path_factory.mktemp("lambda-postgres")
-    for path in (root, root.parent, root.parent.parent):
-        path.chmod(0o755)
     postgres = LocalPostgres(root / "postgres").start()
     try:
         yield postgres

@@ -79,16 +79,16 @@ def test_postgres_is_reachable_only_from_security_groups(synthesized: Synthesize
 
 def test_every_secret_is_cmk_encrypted_generated_and_rotated(synthesized: Synthesized, env_name: str) -> None:
     secrets = synthesized.resources(env_name, "Data", "AWS::SecretsManager::Secret")
-    assert len(secrets) == 4  # owner, pat_app, pat_readonly, pat_pgbouncer
+    assert len(secrets) == 3  # owner, pat_app, pat_readonly
     usernames = set()
     for secret in secrets.values():
         props = secret["Properties"]
         assert "KmsKeyId" in props
         assert "SecretString" not in props
         usernames.add(json.loads(props["GenerateSecretString"]["SecretStringTemplate"])["username"])
-    assert usernames == {"pat_owner", "pat_app", "pat_readonly", "pat_pgbouncer"}
+    assert usernames == {"pat_owner", "pat_app", "pat_readonly"}
     schedules = synthesized.resources(env_name, "Data", "AWS::SecretsManager::RotationSchedule").values()
-    assert len(schedules) == 4
+    assert len(schedules) == 3
     days = config.ENVIRONMENTS[env_name].database.secret_rotation_days
     for schedule in schedules:
         props = schedule["Properties"]
@@ -96,7 +96,7 @@ def test_every_secret_is_cmk_encrypted_generated_and_rotated(synthesized: Synthe
         assert "HostedRotationLambda" in props
         assert props["HostedRotationLambda"]["RotationType"] == "PostgreSQLSingleUser"
     immediate = [s["Properties"].get("RotateImmediatelyOnUpdate") for s in schedules]
-    assert immediate.count(False) == 3  # app users wait until the migrations created their roles
+    assert immediate.count(False) == 2  # app users wait until the migrations created their roles
 
 
 def test_discovery_parameters_and_no_exports_for_them(synthesized: Synthesized, env_name: str) -> None:
@@ -107,7 +107,7 @@ def test_discovery_parameters_and_no_exports_for_them(synthesized: Synthesized, 
         outputs = synthesized.template_json(env_name, part).get("Outputs", {})
         assert all("Export" not in out for out in outputs.values())
     expected = {"cluster-identifier", "writer-endpoint", "reader-endpoint", "port", "owner-secret-arn",
-                "app-secret-arn", "readonly-secret-arn", "pgbouncer-auth-secret-arn"}  # fmt: skip
+                "app-secret-arn", "readonly-secret-arn"}  # fmt: skip
     assert names >= {f"/pat/{env_name}/db/{key}" for key in expected}
     assert names >= {f"/pat/{env_name}/pooler/{key}" for key in ("kind", "endpoint", "reader-endpoint", "port")}
 
@@ -150,7 +150,9 @@ def test_pgbouncer_service_uses_secrets_tls_and_an_internal_nlb(
     assert environment["SERVER_TLS_SSLMODE"] == "verify-full"
     assert environment["CLIENT_TLS_SSLMODE"] == "require"
     assert not any("PASSWORD" in name for name in environment)
-    assert {s["Name"] for s in bouncer["Secrets"]} == {"DB_USER", "DB_PASSWORD"}
+    assert "AUTH_QUERY" not in environment  # Aurora hides pg_shadow: auth_file from the login secrets instead
+    assert {s["Name"] for s in bouncer["Secrets"]} == {"DB_USER", "DB_PASSWORD", "READONLY_USER", "READONLY_PASSWORD"}
+    assert bouncer["Command"][-1].endswith("exec /usr/bin/pgbouncer /etc/pgbouncer/pgbouncer.ini")
     service = one(chosen, env, "Access", "AWS::ECS::Service")
     expected_min = 2 if env == "prod" or chosen is synthesized_flipped else 1
     assert service["DesiredCount"] >= expected_min
@@ -166,3 +168,4 @@ def test_pgbouncer_service_uses_secrets_tls_and_an_internal_nlb(
     assert scaling["MinCapacity"] == service["DesiredCount"]
     rule = one(chosen, env, "Access", "AWS::Events::Rule")
     assert rule["EventPattern"]["detail"]["eventName"] == ["RotationSucceeded"]
+    assert len(rule["EventPattern"]["detail"]["additionalEventData"]["SecretId"]) == 2  # app and read-only
