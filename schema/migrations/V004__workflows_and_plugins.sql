@@ -7,6 +7,8 @@ CREATE TABLE pat.workflows (
     description  text,
     trigger      text NOT NULL,
     steps        jsonb NOT NULL,
+    -- Edit counter of one workflow: integer is plenty (lint: bigint is for ids and counters of rows).
+    -- squawk-ignore prefer-bigint-over-int
     version      integer NOT NULL DEFAULT 1,
     enabled      boolean NOT NULL DEFAULT true,
     created_by   uuid,
@@ -27,6 +29,8 @@ CREATE TABLE pat.workflow_runs (
     id                uuid NOT NULL DEFAULT gen_random_uuid(),
     tenant_id         uuid NOT NULL,
     workflow_id       uuid NOT NULL,
+    -- Mirrors workflows.version (integer there too).
+    -- squawk-ignore prefer-bigint-over-int
     workflow_version  integer NOT NULL,
     started_at        timestamptz NOT NULL DEFAULT now(),
     finished_at       timestamptz,
@@ -35,6 +39,8 @@ CREATE TABLE pat.workflow_runs (
     input             jsonb NOT NULL DEFAULT '{}'::jsonb,
     output            jsonb,
     error             text,
+    -- Retry counter, CHECKed to at most 100.
+    -- squawk-ignore prefer-bigint-over-int
     attempt           integer NOT NULL DEFAULT 1,
     PRIMARY KEY (tenant_id, id, started_at),
     FOREIGN KEY (tenant_id, workflow_id) REFERENCES pat.workflows (tenant_id, id),

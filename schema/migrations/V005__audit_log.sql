@@ -1,6 +1,8 @@
 -- The audit log: partitioned by month on occurred_at, written only by the audit trigger.
 
 CREATE TABLE pat.audit_log (
+    -- Identity columns on partitioned tables need PostgreSQL 17; we support 15 (local) and Aurora 16 too.
+    -- squawk-ignore prefer-identity
     id           bigserial NOT NULL,
     occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     tenant_id    uuid,
