@@ -36,13 +36,18 @@ DATA_CLASSES = (
     DataClass(
         name="cache", description="ElastiCache at rest, cache secrets", via_services=("elasticache", "secretsmanager")
     ),
-    DataClass(name="storage", description="S3 attachment objects", via_services=("s3",)),
     DataClass(
         name="logs",
         description="CloudWatch Logs (flow, database, Lambda logs), on-call notifications and dead-letter queues",
         via_services=("sns", "sqs"),
     ),
     DataClass(name="backup", description="AWS Backup vaults", via_services=("backup",)),
+)
+# The attachment key lives in the Storage stack, next to the distribution its policy names (see storage.py), and
+# its disaster-recovery twin in the replica region's stack.
+STORAGE = DataClass(name="storage", description="S3 attachment objects", via_services=("s3",))
+STORAGE_REPLICA = DataClass(
+    name="storage-replica", description="S3 attachment replicas (disaster recovery)", via_services=("s3",)
 )
 
 
@@ -57,56 +62,57 @@ class DataKeys(Construct):
         super().__init__(scope, construct_id)
         self.keys: dict[str, kms.IKey] = {}
         for data_class in DATA_CLASSES:
-            self.keys[data_class.name] = self._key(env_name, data_class)
+            self.keys[data_class.name] = data_key(
+                self, data_class.name.capitalize(), env_name=env_name, data_class=data_class
+            )
         self.database: kms.IKey = self.keys["database"]
         self.cache: kms.IKey = self.keys["cache"]
-        self.storage: kms.IKey = self.keys["storage"]
         self.logs: kms.IKey = self.keys["logs"]
         self.backup: kms.IKey = self.keys["backup"]
 
-    def _key(self, env_name: str, data_class: DataClass) -> kms.Key:
-        account = iam.AccountRootPrincipal()
-        policy = iam.PolicyDocument(
-            statements=[
-                iam.PolicyStatement(
-                    sid="KeyAdministration", principals=[account], actions=_ADMIN_ACTIONS, resources=["*"]
-                ),
-                iam.PolicyStatement(
-                    sid="UseThroughOwningServices",
-                    principals=[account],
-                    actions=[*_USE_ACTIONS, "kms:CreateGrant", "kms:ListGrants"],
-                    resources=["*"],
-                    conditions={
-                        "StringEquals": {
-                            "kms:CallerAccount": Aws.ACCOUNT_ID,
-                            "kms:ViaService": [f"{svc}.{Aws.REGION}.amazonaws.com" for svc in data_class.via_services],
-                        }
-                    },
-                ),
-            ]
-        )
-        if data_class.name == "logs":
-            # CloudWatch Logs encrypts log groups itself (not "via" a caller), bound to this account's log groups.
-            policy.add_statements(
-                iam.PolicyStatement(
-                    sid="CloudWatchLogsEncryption",
-                    principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-                    actions=[*_USE_ACTIONS],
-                    resources=["*"],
-                    conditions={
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": (
-                                f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
-                            )
-                        }
-                    },
-                )
+
+def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: DataClass) -> kms.Key:
+    """A rotated CMK `alias/pat/<env>/<class>` whose use is bound to the class's services (kms:ViaService)."""
+    account = iam.AccountRootPrincipal()
+    policy = iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(sid="KeyAdministration", principals=[account], actions=_ADMIN_ACTIONS, resources=["*"]),
+            iam.PolicyStatement(
+                sid="UseThroughOwningServices",
+                principals=[account],
+                actions=[*_USE_ACTIONS, "kms:CreateGrant", "kms:ListGrants"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:CallerAccount": Aws.ACCOUNT_ID,
+                        "kms:ViaService": [f"{svc}.{Aws.REGION}.amazonaws.com" for svc in data_class.via_services],
+                    }
+                },
+            ),
+        ]
+    )
+    if data_class.name == "logs":
+        # CloudWatch Logs encrypts log groups itself (not "via" a caller), bound to this account's log groups.
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsEncryption",
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                actions=[*_USE_ACTIONS],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                        )
+                    }
+                },
             )
-        return kms.Key(
-            self,
-            data_class.name.capitalize(),
-            description=f"Pat {env_name} {data_class.name} key: {data_class.description}",
-            alias=f"alias/pat/{env_name}/{data_class.name}",
-            enable_key_rotation=True,
-            policy=policy,
         )
+    return kms.Key(
+        scope,
+        construct_id,
+        description=f"Pat {env_name} {data_class.name} key: {data_class.description}",
+        alias=f"alias/pat/{env_name}/{data_class.name}",
+        enable_key_rotation=True,
+        policy=policy,
+    )

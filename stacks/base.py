@@ -13,11 +13,14 @@ from stacks.config import EnvironmentConfig, availability_zone_context
 class PatStack(Stack):
     """A `Pat-<env>-<Part>` stack with the environment's tags, data protection and pinned availability zones."""
 
-    def __init__(self, scope: Construct, *, config: EnvironmentConfig, part: str, description: str) -> None:
+    def __init__(
+        self, scope: Construct, *, config: EnvironmentConfig, part: str, description: str, region: str | None = None
+    ) -> None:
+        """`region` overrides the environment's region (the disaster-recovery replica stack)."""
         super().__init__(
             scope,
             config.stack_id(part),
-            env=Environment(account=config.account, region=config.region),
+            env=Environment(account=config.account, region=region or config.region),
             description=f"Pat data platform ({config.name}): {description}",
             termination_protection=config.retain_data,
         )

@@ -34,7 +34,18 @@ PGBOUNCER_IMAGE = "edoburu/pgbouncer:v1.25.2-p0@sha256:7d7a27d9e90985cab5cf42256
 TLS_INIT_IMAGE = "alpine:3.22@sha256:14358309a308569c32bdc37e2e0e9694be33a9d99e68afb0f5ff33cc1f695dce"
 NLB_IDLE_TIMEOUT_SECONDS = 350
 
+# ElastiCache engines and the versions we run (parameter group family follows the major version).
+CACHE_ENGINE_VERSIONS = {"redis": ("7.1",), "valkey": ("7.2", "8.0")}
+CACHE_EVICTION_POLICIES = ("allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "volatile-ttl")
+CLOUDFRONT_PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
+_WINDOW_RE = re.compile(
+    r"^(?:(?:mon|tue|wed|thu|fri|sat|sun):)?\d{2}:\d{2}-(?:(?:mon|tue|wed|thu|fri|sat|sun):)?\d{2}:\d{2}$"
+)
+_ORIGIN_RE = re.compile(r"^https://[a-z0-9.-]+(:\d+)?$")
+_CERTIFICATE_RE = re.compile(r"^arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+_WEB_ACL_RE = re.compile(r"^arn:aws:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[\w-]+$")
 _DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
@@ -126,6 +137,45 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CacheConfig:
+    """ElastiCache in cluster mode: shards x (1 primary + replicas), Multi-AZ with automatic failover."""
+
+    engine: str = "redis"
+    engine_version: str = "7.1"
+    node_type: str
+    shards: int
+    replicas_per_shard: int
+    # Not 6379: scanners and default client configs try the default port first.
+    port: int = 6380
+    eviction_policy: str = "allkeys-lru"
+    snapshot_retention_days: int
+    snapshot_window: str = "02:00-03:00"
+    maintenance_window: str = "sun:04:00-sun:05:00"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    """Attachment bucket, its access-log bucket and the CloudFront distribution in front of it."""
+
+    cors_origins: tuple[str, ...]
+    # Intelligent-Tiering from day N (objects are immutable, read mostly in their first weeks).
+    intelligent_tiering_after_days: int = 30
+    # Glacier Flexible Retrieval from day N; None keeps objects in Intelligent-Tiering.
+    glacier_after_days: int | None = None
+    noncurrent_version_expiration_days: int = 30
+    abort_incomplete_multipart_days: int = 7
+    access_log_retention_days: int = 90
+    # Cross-region replication to a replica bucket with its own key in this region; None = replication-ready only.
+    replication_region: str | None = None
+    price_class: str = "PriceClass_100"
+    web_acl_arn: str | None = None
+    # A custom domain with an ACM certificate (us-east-1) lets CloudFront enforce TLSv1.2_2021; the default
+    # *.cloudfront.net certificate has a fixed TLSv1 policy.
+    cdn_domain_names: tuple[str, ...] = ()
+    cdn_certificate_arn: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tagging:
     """Cost and ownership tags applied to every taggable resource."""
 
@@ -144,6 +194,8 @@ class EnvironmentConfig:
     network: NetworkConfig
     log_retention_days: int
     database: DatabaseConfig
+    cache: CacheConfig
+    storage: StorageConfig
     # retain_data: RETAIN/SNAPSHOT + deletion protection on every stateful resource (forced on in prod).
     retain_data: bool
     # allow_destroy: stateful resources are DESTROYed with the stack. Only a disposable env may say so.
@@ -168,6 +220,8 @@ class EnvironmentConfig:
             fail("region", self.region, "expected an AWS region code such as 'eu-west-1'")
         self._validate_network()
         self._validate_database()
+        self._validate_cache()
+        self._validate_storage()
         if self.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
             fail(
                 "log_retention_days",
@@ -301,6 +355,82 @@ class EnvironmentConfig:
         if self.is_prod and db.pooler == "pgbouncer" and bouncer.min_tasks < 2:
             fail("database.pgbouncer.min_tasks", bouncer.min_tasks, "prod runs at least 2 tasks across AZs")
 
+    def _validate_cache(self) -> None:
+        cache, fail = self.cache, self._fail
+        if cache.engine not in CACHE_ENGINE_VERSIONS:
+            fail("cache.engine", cache.engine, f"allowed: {', '.join(CACHE_ENGINE_VERSIONS)}")
+        if cache.engine_version not in CACHE_ENGINE_VERSIONS[cache.engine]:
+            allowed = ", ".join(CACHE_ENGINE_VERSIONS[cache.engine])
+            fail("cache.engine_version", cache.engine_version, f"allowed for {cache.engine}: {allowed}")
+        if not re.fullmatch(r"cache\.[a-z0-9]+\.[a-z0-9]+", cache.node_type):
+            fail("cache.node_type", cache.node_type, "an ElastiCache node type such as 'cache.r7g.large'")
+        if not 1 <= cache.shards <= 500:
+            fail("cache.shards", cache.shards, "cluster mode allows 1-500 shards")
+        if not 1 <= cache.replicas_per_shard <= 5:
+            fail("cache.replicas_per_shard", cache.replicas_per_shard, "1-5: automatic failover needs a replica")
+        if cache.port == 6379 or not 1024 <= cache.port <= 65535:
+            fail("cache.port", cache.port, "a non-default port between 1024 and 65535 (not 6379)")
+        if cache.eviction_policy not in CACHE_EVICTION_POLICIES:
+            fail("cache.eviction_policy", cache.eviction_policy, f"allowed: {', '.join(CACHE_EVICTION_POLICIES)}")
+        minimum = 15 if self.is_prod else 1
+        if not minimum <= cache.snapshot_retention_days <= 35:
+            fail("cache.snapshot_retention_days", cache.snapshot_retention_days, f"allowed: {minimum}-35 days")
+        for window_field in ("snapshot_window", "maintenance_window"):
+            if not _WINDOW_RE.match(getattr(cache, window_field)):
+                fail(
+                    f"cache.{window_field}", getattr(cache, window_field), "e.g. '02:00-03:00' or 'sun:04:00-sun:05:00'"
+                )
+
+    def _validate_storage(self) -> None:  # noqa: PLR0912 - one flat list of checks reads best
+        storage, fail = self.storage, self._fail
+        if not storage.cors_origins:
+            fail("storage.cors_origins", [], "list the https origins allowed to upload with presigned URLs")
+        for origin in storage.cors_origins:
+            if not _ORIGIN_RE.match(origin):
+                fail("storage.cors_origins", origin, "an https origin without path, e.g. 'https://app.pat.example'")
+        if not 0 <= storage.intelligent_tiering_after_days <= 3650:
+            fail("storage.intelligent_tiering_after_days", storage.intelligent_tiering_after_days, "allowed: 0-3650")
+        if storage.glacier_after_days is not None and (
+            storage.glacier_after_days < storage.intelligent_tiering_after_days + 30
+        ):
+            fail(
+                "storage.glacier_after_days",
+                storage.glacier_after_days,
+                "at least 30 days after intelligent_tiering_after_days (S3 minimum between transitions)",
+            )
+        for days_field in ("noncurrent_version_expiration_days", "abort_incomplete_multipart_days"):
+            if not 1 <= getattr(storage, days_field) <= 3650:
+                fail(f"storage.{days_field}", getattr(storage, days_field), "allowed: 1-3650 days")
+        if not 1 <= storage.access_log_retention_days <= 3650:
+            fail("storage.access_log_retention_days", storage.access_log_retention_days, "allowed: 1-3650 days")
+        if storage.replication_region is not None and (
+            not _REGION_RE.match(storage.replication_region) or storage.replication_region == self.region
+        ):
+            fail("storage.replication_region", storage.replication_region, f"another AWS region than {self.region}")
+        if self.is_prod and storage.replication_region is None:
+            fail("storage.replication_region", None, "prod replicates attachments to a second region")
+        if storage.price_class not in CLOUDFRONT_PRICE_CLASSES:
+            fail("storage.price_class", storage.price_class, f"allowed: {', '.join(CLOUDFRONT_PRICE_CLASSES)}")
+        if storage.web_acl_arn is not None and not _WEB_ACL_RE.match(storage.web_acl_arn):
+            fail(
+                "storage.web_acl_arn",
+                storage.web_acl_arn,
+                "a WAFv2 web ACL ARN with CLOUDFRONT scope (arn:aws:wafv2:us-east-1:<account>:global/webacl/...)",
+            )
+
+        if bool(storage.cdn_domain_names) != (storage.cdn_certificate_arn is not None):
+            fail(
+                "storage.cdn_certificate_arn",
+                storage.cdn_certificate_arn,
+                "set cdn_domain_names and cdn_certificate_arn together (or neither)",
+            )
+        if storage.cdn_certificate_arn is not None and not _CERTIFICATE_RE.match(storage.cdn_certificate_arn):
+            fail(
+                "storage.cdn_certificate_arn",
+                storage.cdn_certificate_arn,
+                "an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from there)",
+            )
+
     def _fail(self, field_name: str, value: object, allowed: str) -> NoReturn:
         raise ConfigError(self.name, field_name, value, allowed)
 
@@ -322,6 +452,11 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             pooler="pgbouncer",
             log_min_duration_statement_ms=250,
         ),
+        cache=CacheConfig(node_type="cache.t4g.small", shards=1, replicas_per_shard=1, snapshot_retention_days=15),
+        storage=StorageConfig(
+            cors_origins=("https://app.dev.pat.example", "https://localhost:3000"),
+            access_log_retention_days=30,
+        ),
         retain_data=False,
         allow_destroy=True,
         tagging=Tagging(data_classification="internal"),
@@ -342,6 +477,8 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             backup_retention_days=14,
             pooler="rds_proxy",
         ),
+        cache=CacheConfig(node_type="cache.t4g.medium", shards=2, replicas_per_shard=1, snapshot_retention_days=15),
+        storage=StorageConfig(cors_origins=("https://app.staging.pat.example",)),
         retain_data=False,
     ),
     "prod": EnvironmentConfig(
@@ -364,6 +501,14 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             performance_insights_retention_days=93,
             pooler="rds_proxy",
             pgbouncer=PgBouncerConfig(min_tasks=2, max_tasks=8, cpu=512, memory_mib=1024),
+        ),
+        cache=CacheConfig(node_type="cache.r7g.large", shards=3, replicas_per_shard=2, snapshot_retention_days=15),
+        storage=StorageConfig(
+            cors_origins=("https://app.pat.example",),
+            glacier_after_days=180,
+            access_log_retention_days=365,
+            replication_region="eu-central-1",
+            price_class="PriceClass_All",
         ),
         retain_data=True,
     ),

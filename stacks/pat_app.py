@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from stacks.access_stack import AccessStack
+from stacks.cache_stack import CacheStack
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
 from stacks.schema_stack import SchemaStack
+from stacks.storage_stack import StorageStack
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class PatEnvironment:
     data: DataStack
     access: AccessStack
     schema: SchemaStack
+    cache: CacheStack
+    storage: StorageStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnvironment:
@@ -34,4 +38,22 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
     schema = SchemaStack(
         scope, config=config, vpc=network.vpc, data=data, database_key=keys.keys.database, logs_key=keys.keys.logs
     )
-    return PatEnvironment(config=config, keys=keys, network=network, data=data, access=access, schema=schema)
+    cache = CacheStack(
+        scope,
+        config=config,
+        vpc=network.vpc,
+        client_security_group=data.client_security_group,
+        cache_key=keys.keys.cache,
+        logs_key=keys.keys.logs,
+    )
+    storage = StorageStack(scope, config=config)
+    return PatEnvironment(
+        config=config,
+        keys=keys,
+        network=network,
+        data=data,
+        access=access,
+        schema=schema,
+        cache=cache,
+        storage=storage,
+    )

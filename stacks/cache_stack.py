@@ -1,0 +1,63 @@
+"""Pat-<env>-Cache: ElastiCache in cluster mode (stateful: SNAPSHOT on removal where data is retained)."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from pat_constructs.cache import CacheCluster
+from pat_constructs.discovery import Discovery
+from stacks.base import PatStack
+from stacks.config import EnvironmentConfig
+
+
+class CacheStack(PatStack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        client_security_group: ec2.ISecurityGroup,
+        cache_key: kms.IKey,
+        logs_key: kms.IKey,
+    ) -> None:
+        cache = config.cache
+        super().__init__(
+            scope,
+            config=config,
+            part="Cache",
+            description=f"ElastiCache {cache.engine} {cache.engine_version}, {cache.shards} shard(s)",
+        )
+        self.cache = CacheCluster(
+            self,
+            "Cache",
+            env_name=config.name,
+            vpc=vpc,
+            client_security_group=client_security_group,
+            cache_key=cache_key,
+            logs_key=logs_key,
+            log_retention_days=config.log_retention_days,
+            engine=cache.engine,
+            engine_version=cache.engine_version,
+            node_type=cache.node_type,
+            shards=cache.shards,
+            replicas_per_shard=cache.replicas_per_shard,
+            port=cache.port,
+            eviction_policy=cache.eviction_policy,
+            snapshot_retention_days=cache.snapshot_retention_days,
+            snapshot_window=cache.snapshot_window,
+            maintenance_window=cache.maintenance_window,
+        )
+        Discovery(
+            self,
+            "Discovery",
+            env_name=config.name,
+            values={
+                "cache/configuration-endpoint": self.cache.configuration_endpoint,
+                "cache/port": str(cache.port),
+                "cache/replication-group-id": self.cache.replication_group.ref,
+                "cache/auth-secret-arn": self.cache.auth_secret.secret_arn,
+            },
+        )
