@@ -29,8 +29,8 @@ $(STAMPS)/node: package.json package-lock.json | $(STAMPS)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages the data tests run for real (a private PostgreSQL + PgBouncer per test session).
-DEBIAN_PACKAGES := postgresql-15 pgbouncer
+# Debian packages the data tests run for real (a private PostgreSQL + PgBouncer + Redis cluster per test session).
+DEBIAN_PACKAGES := postgresql-15 pgbouncer redis-server
 $(STAMPS)/debian: | $(STAMPS)
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

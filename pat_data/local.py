@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -229,3 +230,111 @@ def create_owner_database(
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner)))
     return postgres.dsn(owner, password, dbname)
+
+
+REDIS_SERVER_BIN = Path(os.environ.get("PAT_REDIS_SERVER_BIN", "/usr/bin/redis-server"))
+REDIS_CLI_BIN = Path(os.environ.get("PAT_REDIS_CLI_BIN", "/usr/bin/redis-cli"))
+CLUSTER_BUS_OFFSET = 10_000
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster-bus twin (port + 10000) is free too; Redis needs port <= 55535."""
+    for _ in range(200):
+        port = random.randint(20_000, 55_535)  # noqa: S311 - picking a test port, not a secret
+        if _bindable(port) and _bindable(port + CLUSTER_BUS_OFFSET):
+            return port
+    raise LocalServerError("no free port pair (port, port + 10000) found for a Redis cluster node")
+
+
+@dataclass
+class LocalRedisCluster:
+    """A private Redis cluster (cluster-enabled masters, `requirepass`) on free loopback ports, like ElastiCache in
+    cluster mode minus TLS. `kill(index)` stops one master abruptly, for fail-open tests."""
+
+    root: Path
+    masters: int = 3
+    password: str = "local-cache-password"
+    ports: list[int] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> LocalRedisCluster:
+        _require(REDIS_SERVER_BIN, "redis-server")
+        _require(REDIS_CLI_BIN, "redis-tools")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ports = []
+        while len(self.ports) < self.masters:
+            port = free_cluster_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        for port in self.ports:
+            node = self.root / f"node-{port}"
+            node.mkdir(exist_ok=True)
+            (node / "redis.conf").write_text(
+                f"port {port}\nbind 127.0.0.1\nprotected-mode yes\ndir {node}\nlogfile {node / 'redis.log'}\n"
+                "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000\n"
+                # A cache: no persistence, like the cache layer expects (PostgreSQL is the source of truth).
+                'appendonly no\nsave ""\n'
+                f"requirepass {self.password}\nmasterauth {self.password}\n"
+                "maxmemory 64mb\nmaxmemory-policy allkeys-lru\n"
+            )
+            self.processes.append(
+                subprocess.Popen(
+                    [str(REDIS_SERVER_BIN), str(node / "redis.conf")],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.ports:
+            _wait_for_port(port, 15, self.root / f"node-{port}" / "redis.log")
+        create = subprocess.run(
+            [str(REDIS_CLI_BIN), "--no-auth-warning", "-a", self.password, "--cluster", "create",
+             *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if create.returncode != 0:
+            raise LocalServerError(f"redis-cli --cluster create failed: {create.stdout[-1500:]}{create.stderr}")
+        self.wait_until_ok()
+        return self
+
+    def cluster_info(self, port: int | None = None) -> dict[str, str]:
+        result = subprocess.run(
+            [str(REDIS_CLI_BIN), "--no-auth-warning", "-a", self.password, "-p", str(port or self.ports[0]),
+             "cluster", "info"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        pairs = (line.strip().split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+        return dict(pairs)
+
+    def wait_until_ok(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.cluster_info(port).get("cluster_state") == "ok" for port in self.ports):
+                return
+            time.sleep(0.2)
+        raise LocalServerError(f"redis cluster not ok after {timeout:.0f}s: {self.cluster_info()}")
+
+    def kill(self, index: int) -> int:
+        """SIGKILL one master (no replica takes over: its slots become unavailable). Returns its port."""
+        process = self.processes[index]
+        process.kill()
+        process.wait(timeout=10)
+        return self.ports[index]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
