@@ -75,9 +75,8 @@ def cluster_client(settings: CacheSettings) -> RedisCluster:
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
         max_connections=settings.max_connections,
-        # One topology refresh + retry on MOVED/failover, no long back-off loops.
-        cluster_error_retry_attempts=1,
-        retry=Retry(NoBackoff(), retries=0),
+        # One retry (after a topology refresh on failover/MOVED), no back-off loops.
+        retry=Retry(NoBackoff(), retries=1),
         require_full_coverage=False,
         decode_responses=False,
     )
@@ -291,5 +290,5 @@ class Cache:
     ) -> int:
         """Run `query` on a psycopg connection and cache each row (as a dict) under its `id_field`."""
         with connection.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(query, params)
+            cursor.execute(query, params or None)
             return self.warm(kind, ((row[id_field], row) for row in cursor), tags_of=tags_of)

@@ -15,7 +15,13 @@ import psycopg
 import pytest
 
 from pat_data.connect import Target, target_from_dsn
-from pat_data.local import LocalPgBouncer, LocalPostgres, create_owner_database, postgres_with_pgbouncer
+from pat_data.local import (
+    LocalPgBouncer,
+    LocalPostgres,
+    LocalRedisCluster,
+    create_owner_database,
+    postgres_with_pgbouncer,
+)
 from pat_data.migrations import Migrator
 from pat_data.partitions import PartitionMaintainer, load_config
 
@@ -59,3 +65,13 @@ def app_connection(
     """A connection as an application role through PgBouncer in transaction mode, as production clients do."""
     _, bouncer = data_tier
     return psycopg.connect(bouncer.dsn(user, dbname=database.dbname), prepare_threshold=None)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A private 3-master Redis cluster for the cache tests (tests that kill a node start their own)."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
