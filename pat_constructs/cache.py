@@ -96,7 +96,7 @@ class CacheCluster(Construct):
             "CloudFormation cannot rotate an ElastiCache AUTH token; patops cache rotate-auth rotates it through "
             "ModifyReplicationGroup (ROTATE, then SET) and updates this secret, as the cache runbook describes.",
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
             acknowledge(
                 self.auth_secret,
                 f"{pack}-SecretsManagerRotationEnabled",
