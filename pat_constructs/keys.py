@@ -108,6 +108,16 @@ def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: 
                 },
             )
         )
+        # CloudWatch alarms publish to the on-call topic, which this key encrypts.
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsToEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
     return kms.Key(
         scope,
         construct_id,

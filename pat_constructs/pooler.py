@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -17,11 +18,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
+from pat_constructs.monitoring import Alarms, AlarmSpec
 
 POOLER_PORT = 5432
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
@@ -172,6 +175,8 @@ class PgBouncerPooler(Construct):
         log_retention_days: int,
         retain: bool,
         settings: PgBouncerSettings,
+        alarm_topic: sns.ITopic,
+        cpu_alarm_percent: float,
     ) -> None:
         super().__init__(scope, construct_id)
         # By ARN, so ECS's automatic secret grant cannot add a resource policy in the Data stack (cycle).
@@ -183,6 +188,7 @@ class PgBouncerPooler(Construct):
         self.ecs_cluster = ecs.Cluster(
             self,
             "Cluster",
+            cluster_name=f"pat-{env_name}-pooler",
             vpc=vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
@@ -287,6 +293,7 @@ class PgBouncerPooler(Construct):
         self.service = ecs.FargateService(
             self,
             "Service",
+            service_name="pgbouncer",
             cluster=self.ecs_cluster,
             task_definition=task,
             desired_count=settings.min_tasks,
@@ -311,7 +318,7 @@ class PgBouncerPooler(Construct):
             deletion_protection=retain,
         )
         listener = self.load_balancer.add_listener("Postgres", port=POOLER_PORT, protocol=elbv2.Protocol.TCP)
-        listener.add_targets(
+        self.target_group = listener.add_targets(
             "Tasks",
             port=POOLER_PORT,
             protocol=elbv2.Protocol.TCP,
@@ -331,6 +338,51 @@ class PgBouncerPooler(Construct):
             log_retention_days=log_retention_days,
         )
         self._acknowledge(task, listener, deletion_protection=retain)
+        self.alarms = self._alarms(env_name, alarm_topic, settings, cpu_alarm_percent)
+
+    def _alarms(
+        self, env_name: str, topic: sns.ITopic, settings: PgBouncerSettings, cpu_alarm_percent: float
+    ) -> Alarms:
+        """PgBouncer's alarms live with it: its NLB target group has no fixed name the Ops stack could use."""
+        five = Duration.minutes(5)
+        running = cloudwatch.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map={"ClusterName": self.ecs_cluster.cluster_name, "ServiceName": self.service.service_name},
+            statistic="Minimum",
+            period=Duration.minutes(1),
+        )
+        specs = [
+            AlarmSpec(
+                name="PgBouncerTasks",
+                metric=running,
+                threshold=settings.min_tasks,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=3,
+                missing_data=cloudwatch.TreatMissingData.BREACHING,
+                summary=f"PgBouncer tasks: fewer than {settings.min_tasks} running.",
+                runbook="pooler-incident",
+                tier="Pooler",
+            ),
+            AlarmSpec(
+                name="PgBouncerCpu",
+                metric=self.service.metric_cpu_utilization(period=five, statistic="Maximum"),
+                threshold=cpu_alarm_percent,
+                summary=f"PgBouncer CPU: a task above {cpu_alarm_percent:g}% (single-threaded: scale out).",
+                runbook="pooler-incident",
+                tier="Pooler",
+            ),
+            AlarmSpec(
+                name="PgBouncerUnhealthyTargets",
+                metric=self.target_group.metrics.un_healthy_host_count(period=Duration.minutes(1), statistic="Maximum"),
+                threshold=0,
+                evaluation_periods=3,
+                summary="PgBouncer NLB: a task fails its health check.",
+                runbook="pooler-incident",
+                tier="Pooler",
+            ),
+        ]
+        return Alarms(self, "Alarms", env_name=env_name, topic=topic, specs=specs)
 
     def _acknowledge(
         self, task: ecs.FargateTaskDefinition, listener: elbv2.NetworkListener, *, deletion_protection: bool

@@ -58,6 +58,11 @@ ENI_ACTIONS = [
 ]
 
 
+def migrator_function_name(env_name: str) -> str:
+    """Fixed, so alarms and patops find it without cross-stack references."""
+    return f"pat-{env_name}-schema-migrator"
+
+
 class SchemaMigrator(Construct):
     """Custom resource `Custom::PatSchema` + daily maintenance. Attributes: AppliedVersions, CurrentVersion."""
 
@@ -129,6 +134,7 @@ class SchemaMigrator(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
+            function_name=migrator_function_name(env_name),
             description=f"Pat {env_name}: apply schema/ migrations, maintain partitions, align login passwords",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pat_constructs.discovery import Discovery
+from pat_constructs.monitoring import topic_arn
 from pat_constructs.pooler import PgBouncerPooler, PgBouncerSettings, RdsProxyPooler
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
@@ -61,6 +63,8 @@ class AccessStack(PatStack):
                 logs_key=logs_key,
                 log_retention_days=config.log_retention_days,
                 settings=PgBouncerSettings(**vars(bouncer)),
+                alarm_topic=sns.Topic.from_topic_arn(self, "OnCallTopic", topic_arn(config.name)),
+                cpu_alarm_percent=config.ops.thresholds.pgbouncer_cpu_percent,
             )
         endpoints = self.pooler.endpoints
         Discovery(

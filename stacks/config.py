@@ -44,6 +44,8 @@ _WINDOW_RE = re.compile(
     r"^(?:(?:mon|tue|wed|thu|fri|sat|sun):)?\d{2}:\d{2}-(?:(?:mon|tue|wed|thu|fri|sat|sun):)?\d{2}:\d{2}$"
 )
 _ORIGIN_RE = re.compile(r"^https://[a-z0-9.-]+(:\d+)?$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+VAULT_LOCK_MODES = ("none", "governance", "compliance")
 _CERTIFICATE_RE = re.compile(r"^arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
 _WEB_ACL_RE = re.compile(r"^arn:aws:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[\w-]+$")
 _DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
@@ -176,6 +178,58 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlarmThresholds:
+    """Alarm thresholds; each alarm's description names its runbook section in docs/runbooks.md."""
+
+    aurora_cpu_percent: float = 80
+    aurora_acu_utilization_percent: float = 90
+    aurora_capacity_at_max_minutes: int = 15
+    aurora_connections: int = 1000
+    aurora_freeable_memory_mib: int = 512
+    aurora_replica_lag_ms: int = 2000
+    aurora_deadlocks_per_minute: float = 1
+    aurora_write_latency_ms: float = 25
+    aurora_read_latency_ms: float = 25
+    proxy_connection_errors: int = 10
+    proxy_pinned_sessions: int = 50
+    pgbouncer_cpu_percent: float = 75
+    cache_cpu_percent: float = 70
+    cache_memory_percent: float = 80
+    cache_evictions_per_5min: int = 10_000
+    cache_replication_lag_seconds: float = 5
+    cache_connections: int = 10_000
+    cdn_5xx_error_rate_percent: float = 5
+    migrator_errors: int = 1
+    min_future_partitions: int = 3
+    default_partition_rows: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpsConfig:
+    """Who is paged, and when."""
+
+    alarm_emails: tuple[str, ...] = ()
+    alarm_https_endpoints: tuple[str, ...] = ()
+    thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupConfig:
+    """AWS Backup of the Aurora cluster and the attachment bucket."""
+
+    daily_retention_days: int
+    weekly_retention_days: int | None = None
+    monthly_retention_days: int | None = None
+    # "none", "governance" (removable by privileged users) or "compliance" (immutable once the grace time passed).
+    vault_lock: str = "none"
+    # Copy every recovery point to a vault in this region (disaster recovery); None = no copy.
+    copy_region: str | None = None
+    copy_retention_days: int = 35
+    # Recovery points older than this many hours make `patops backup verify` fail.
+    max_recovery_point_age_hours: int = 26
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tagging:
     """Cost and ownership tags applied to every taggable resource."""
 
@@ -196,6 +250,8 @@ class EnvironmentConfig:
     database: DatabaseConfig
     cache: CacheConfig
     storage: StorageConfig
+    ops: OpsConfig = field(default_factory=OpsConfig)
+    backup: BackupConfig
     # retain_data: RETAIN/SNAPSHOT + deletion protection on every stateful resource (forced on in prod).
     retain_data: bool
     # allow_destroy: stateful resources are DESTROYed with the stack. Only a disposable env may say so.
@@ -222,6 +278,8 @@ class EnvironmentConfig:
         self._validate_database()
         self._validate_cache()
         self._validate_storage()
+        self._validate_ops()
+        self._validate_backup()
         if self.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
             fail(
                 "log_retention_days",
@@ -431,6 +489,39 @@ class EnvironmentConfig:
                 "an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from there)",
             )
 
+    def _validate_ops(self) -> None:
+        ops, fail = self.ops, self._fail
+        for email in ops.alarm_emails:
+            if not _EMAIL_RE.match(email):
+                fail("ops.alarm_emails", email, "an email address such as 'oncall@pat.example'")
+        for endpoint in ops.alarm_https_endpoints:
+            if not endpoint.startswith("https://"):
+                fail("ops.alarm_https_endpoints", endpoint, "an https:// URL (the pager's SNS integration)")
+        if self.is_prod and not (ops.alarm_emails or ops.alarm_https_endpoints):
+            fail("ops.alarm_emails", list(ops.alarm_emails), "prod pages someone: add an email or an https endpoint")
+        for name, value in vars(ops.thresholds).items():
+            if value < 0:
+                fail(f"ops.thresholds.{name}", value, "thresholds are never negative")
+
+    def _validate_backup(self) -> None:
+        backup, fail = self.backup, self._fail
+        if not 1 <= backup.daily_retention_days <= 35:
+            fail("backup.daily_retention_days", backup.daily_retention_days, "allowed: 1-35 days")
+        for name, low in (("weekly_retention_days", 7), ("monthly_retention_days", 30)):
+            value = getattr(backup, name)
+            if value is not None and not low <= value <= 3650:
+                fail(f"backup.{name}", value, f"allowed: {low}-3650 days, or None")
+        if backup.vault_lock not in VAULT_LOCK_MODES:
+            fail("backup.vault_lock", backup.vault_lock, f"allowed: {', '.join(VAULT_LOCK_MODES)}")
+        if backup.copy_region is not None and (
+            not _REGION_RE.match(backup.copy_region) or backup.copy_region == self.region
+        ):
+            fail("backup.copy_region", backup.copy_region, f"another AWS region than {self.region}")
+        if self.is_prod and (backup.vault_lock == "none" or backup.copy_region is None):
+            fail("backup.vault_lock", backup.vault_lock, "prod locks its vault and copies backups to a second region")
+        if not 1 <= backup.max_recovery_point_age_hours <= 24 * 35:
+            fail("backup.max_recovery_point_age_hours", backup.max_recovery_point_age_hours, "allowed: 1-840 hours")
+
     def _fail(self, field_name: str, value: object, allowed: str) -> NoReturn:
         raise ConfigError(self.name, field_name, value, allowed)
 
@@ -457,6 +548,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             cors_origins=("https://app.dev.pat.example", "https://localhost:3000"),
             access_log_retention_days=30,
         ),
+        backup=BackupConfig(daily_retention_days=7),
         retain_data=False,
         allow_destroy=True,
         tagging=Tagging(data_classification="internal"),
@@ -479,6 +571,8 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         ),
         cache=CacheConfig(node_type="cache.t4g.medium", shards=2, replicas_per_shard=1, snapshot_retention_days=15),
         storage=StorageConfig(cors_origins=("https://app.staging.pat.example",)),
+        ops=OpsConfig(alarm_emails=("pat-staging-alerts@pat.example",)),
+        backup=BackupConfig(daily_retention_days=14, weekly_retention_days=35),
         retain_data=False,
     ),
     "prod": EnvironmentConfig(
@@ -509,6 +603,19 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             access_log_retention_days=365,
             replication_region="eu-central-1",
             price_class="PriceClass_All",
+        ),
+        ops=OpsConfig(
+            alarm_emails=("pat-oncall@pat.example",),
+            alarm_https_endpoints=("https://events.pagerduty.com/integration/pat-prod-data/enqueue",),
+            thresholds=AlarmThresholds(aurora_connections=4000, cache_connections=40_000),
+        ),
+        backup=BackupConfig(
+            daily_retention_days=35,
+            weekly_retention_days=90,
+            monthly_retention_days=365,
+            vault_lock="compliance",
+            copy_region="eu-central-1",
+            copy_retention_days=90,
         ),
         retain_data=True,
     ),

@@ -12,6 +12,7 @@ from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
+from stacks.ops_stack import OpsStack
 from stacks.schema_stack import SchemaStack
 from stacks.storage_stack import StorageStack
 
@@ -26,6 +27,7 @@ class PatEnvironment:
     schema: SchemaStack
     cache: CacheStack
     storage: StorageStack
+    ops: OpsStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnvironment:
@@ -47,6 +49,9 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
         logs_key=keys.keys.logs,
     )
     storage = StorageStack(scope, config=config)
+    ops = OpsStack(scope, config=config, logs_key=keys.keys.logs, backup_key=keys.keys.backup)
+    # The pooler's alarms publish to the on-call topic by its fixed ARN: the topic must exist first.
+    access.add_stack_dependency(ops, "PgBouncer alarms notify the on-call topic")
     return PatEnvironment(
         config=config,
         keys=keys,
@@ -56,4 +61,5 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
         schema=schema,
         cache=cache,
         storage=storage,
+        ops=ops,
     )

@@ -1,0 +1,169 @@
+"""AWS Backup for the data that cannot be rebuilt: the Aurora cluster and the attachment bucket.
+
+Resources are selected by ARN: `BackupResource.fromConstruct` silently skips Aurora clusters (aws-cdk#16457). In
+environments that ask for it the vault is locked (governance or compliance mode) and every recovery point is copied
+to a vault in the disaster-recovery region, encrypted there with that region's own key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_backup as backup
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from pat_constructs.compliance import acknowledge
+from pat_constructs.keys import DataClass, data_key
+
+BACKUP_REPLICA = DataClass(
+    name="backup-replica", description="AWS Backup copies (disaster recovery)", via_services=("backup",)
+)
+
+
+def vault_name(env_name: str) -> str:
+    return f"pat-{env_name}"
+
+
+def dr_vault_name(env_name: str) -> str:
+    return f"pat-{env_name}-dr"
+
+
+def lock_configuration(mode: str, max_retention_days: int) -> backup.LockConfiguration | None:
+    if mode == "none":
+        return None
+    # Compliance mode becomes immutable after the grace period (3 days to notice a mistake); governance never does.
+    return backup.LockConfiguration(
+        min_retention=Duration.days(1),
+        max_retention=Duration.days(max(max_retention_days, 1)),
+        changeable_for=Duration.days(3) if mode == "compliance" else None,
+    )
+
+
+class DataBackup(Construct):
+    """Vault (backup CMK, optional lock) + plan (daily, optionally weekly/monthly, optional DR copy) + selection."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        backup_key: kms.IKey,
+        resource_arns: Sequence[str],
+        daily_retention_days: int,
+        weekly_retention_days: int | None,
+        monthly_retention_days: int | None,
+        vault_lock: str,
+        copy_region: str | None,
+        copy_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        longest = max(d for d in (daily_retention_days, weekly_retention_days, monthly_retention_days) if d)
+        self.vault = backup.BackupVault(
+            self,
+            "Vault",
+            backup_vault_name=vault_name(env_name),
+            encryption_key=backup_key,
+            lock_configuration=lock_configuration(vault_lock, max(longest, copy_retention_days)),
+        )
+        copy_to: list[backup.BackupPlanCopyActionProps] = []
+        if copy_region is not None:
+            destination = backup.BackupVault.from_backup_vault_arn(
+                self,
+                "DrVault",
+                f"arn:{Aws.PARTITION}:backup:{copy_region}:{Aws.ACCOUNT_ID}:backup-vault:{dr_vault_name(env_name)}",
+            )
+            copy_to.append(
+                backup.BackupPlanCopyActionProps(
+                    destination_backup_vault=destination, delete_after=Duration.days(copy_retention_days)
+                )
+            )
+        rules = [
+            backup.BackupPlanRule(
+                rule_name="daily",
+                schedule_expression=events.Schedule.cron(minute="0", hour="1"),
+                start_window=Duration.hours(1),
+                completion_window=Duration.hours(6),
+                delete_after=Duration.days(daily_retention_days),
+                copy_actions=copy_to,
+            )
+        ]
+        if weekly_retention_days:
+            rules.append(
+                backup.BackupPlanRule(
+                    rule_name="weekly",
+                    schedule_expression=events.Schedule.cron(minute="0", hour="2", week_day="SUN"),
+                    start_window=Duration.hours(1),
+                    completion_window=Duration.hours(8),
+                    delete_after=Duration.days(weekly_retention_days),
+                    copy_actions=copy_to,
+                )
+            )
+        if monthly_retention_days:
+            rules.append(
+                backup.BackupPlanRule(
+                    rule_name="monthly",
+                    schedule_expression=events.Schedule.cron(minute="0", hour="3", day="1"),
+                    start_window=Duration.hours(1),
+                    completion_window=Duration.hours(12),
+                    delete_after=Duration.days(monthly_retention_days),
+                    copy_actions=copy_to,
+                )
+            )
+        self.plan = backup.BackupPlan(
+            self, "Plan", backup_plan_name=f"pat-{env_name}", backup_vault=self.vault, backup_plan_rules=rules
+        )
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("backup.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(f"service-role/{name}")
+                for name in (
+                    "AWSBackupServiceRolePolicyForBackup",
+                    "AWSBackupServiceRolePolicyForRestores",
+                    "AWSBackupServiceRolePolicyForS3Backup",
+                    "AWSBackupServiceRolePolicyForS3Restore",
+                )
+            ],
+        )
+        for name in (
+            "AWSBackupServiceRolePolicyForBackup",
+            "AWSBackupServiceRolePolicyForRestores",
+            "AWSBackupServiceRolePolicyForS3Backup",
+            "AWSBackupServiceRolePolicyForS3Restore",
+        ):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{name}]",
+                "AWS Backup's own service-role policy, maintained by AWS for the backup service; the role is assumable "
+                "only by backup.amazonaws.com and the plan selects two resources by ARN.",
+            )
+        self.plan.add_selection(
+            "Selection",
+            # By ARN: fromConstruct ignores Aurora clusters (aws-cdk#16457).
+            resources=[backup.BackupResource.from_arn(arn) for arn in resource_arns],
+            role=role,
+            allow_restores=False,
+        )
+
+
+class DrBackupVault(Construct):
+    """The copy destination in the disaster-recovery region, with its own key (same lock as the source)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, env_name: str, vault_lock: str, retention_days: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.key = data_key(self, "Key", env_name=env_name, data_class=BACKUP_REPLICA)
+        self.vault = backup.BackupVault(
+            self,
+            "Vault",
+            backup_vault_name=dr_vault_name(env_name),
+            encryption_key=self.key,
+            lock_configuration=lock_configuration(vault_lock, retention_days),
+        )
