@@ -14,15 +14,24 @@ class PatStack(Stack):
     """A `Pat-<env>-<Part>` stack with the environment's tags, data protection and pinned availability zones."""
 
     def __init__(
-        self, scope: Construct, *, config: EnvironmentConfig, part: str, description: str, region: str | None = None
+        self,
+        scope: Construct,
+        *,
+        config: EnvironmentConfig,
+        part: str,
+        description: str,
+        region: str | None = None,
+        cross_region_references: bool = False,
     ) -> None:
-        """`region` overrides the environment's region (the disaster-recovery replica stack)."""
+        """`region` overrides the environment's region (DR and us-east-1 stacks); `cross_region_references` lets
+        a value flow between regions (CDK writes it to SSM in the consumer's region with a custom resource)."""
         super().__init__(
             scope,
             config.stack_id(part),
             env=Environment(account=config.account, region=region or config.region),
             description=f"Pat data platform ({config.name}): {description}",
             termination_protection=config.retain_data,
+            cross_region_references=cross_region_references,
         )
         # Answer the AZ lookup from config so synth with an explicit account needs no credentials.
         for key, value in availability_zone_context(config).items():

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from pat_constructs.backup import DataBackup, DrBackupVault, vault_name
 from pat_constructs.discovery import Discovery
+from pat_constructs.keys import DATA_CLASSES, data_key
 from pat_constructs.monitoring import Alarms, AlarmSpec, OnCallTopic, OpsDashboard, max_of
 from pat_constructs.schema_migrator import migrator_function_name
 from pat_constructs.storage import attachment_bucket_name
@@ -26,6 +27,8 @@ GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 FIVE_MINUTES = Duration.minutes(5)
 ONE_DAY = Duration.days(1)
+EDGE_REGION = "us-east-1"
+LOGS = next(c for c in DATA_CLASSES if c.name == "logs")
 
 
 def cache_node_ids(env_name: str, shards: int, replicas_per_shard: int) -> list[str]:
@@ -253,3 +256,44 @@ class OpsStack(PatStack):
                       runbook="backup-failure", tier="Backup"),
         ]  # fmt: skip
         return specs
+
+
+class EdgeMonitoringStack(PatStack):
+    """Pat-<env>-EdgeMonitoring (us-east-1): CloudFront publishes its metrics in us-east-1 only, and an alarm must
+    live in its metric's region, so the CDN alarm gets its own topic (same subscriptions) and key there."""
+
+    def __init__(self, scope: Construct, *, config: EnvironmentConfig, distribution_id: str) -> None:
+        super().__init__(
+            scope,
+            config=config,
+            part="EdgeMonitoring",
+            description="CloudFront alarm (us-east-1)",
+            region=EDGE_REGION,
+            cross_region_references=True,
+        )
+        env, ops = config.name, config.ops
+        key = data_key(self, "Key", env_name=env, data_class=LOGS)
+        self.on_call = OnCallTopic(
+            self,
+            "OnCall",
+            env_name=env,
+            encryption_key=key,
+            emails=ops.alarm_emails,
+            https_endpoints=ops.alarm_https_endpoints,
+        )
+        threshold = ops.thresholds.cdn_5xx_error_rate_percent
+        spec = AlarmSpec(
+            name="Cdn5xxErrorRate",
+            metric=cloudwatch.Metric(
+                namespace="AWS/CloudFront",
+                metric_name="5xxErrorRate",
+                dimensions_map={"DistributionId": distribution_id, "Region": "Global"},
+                statistic="Average",
+                period=FIVE_MINUTES,
+            ),
+            threshold=threshold,
+            summary=f"CloudFront: more than {threshold:g}% of attachment requests fail with 5xx.",
+            runbook="cdn-5xx",
+            tier="Storage",
+        )
+        self.alarms = Alarms(self, "Alarms", env_name=env, topic=self.on_call.topic, specs=[spec])

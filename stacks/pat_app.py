@@ -12,7 +12,7 @@ from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
-from stacks.ops_stack import OpsStack
+from stacks.ops_stack import EdgeMonitoringStack, OpsStack
 from stacks.schema_stack import SchemaStack
 from stacks.storage_stack import StorageStack
 
@@ -28,6 +28,7 @@ class PatEnvironment:
     cache: CacheStack
     storage: StorageStack
     ops: OpsStack
+    edge: EdgeMonitoringStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnvironment:
@@ -52,6 +53,7 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
     ops = OpsStack(scope, config=config, logs_key=keys.keys.logs, backup_key=keys.keys.backup)
     # The pooler's alarms publish to the on-call topic by its fixed ARN: the topic must exist first.
     access.add_stack_dependency(ops, "PgBouncer alarms notify the on-call topic")
+    edge = EdgeMonitoringStack(scope, config=config, distribution_id=storage.attachments.distribution.distribution_id)
     return PatEnvironment(
         config=config,
         keys=keys,
@@ -62,4 +64,5 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
         cache=cache,
         storage=storage,
         ops=ops,
+        edge=edge,
     )

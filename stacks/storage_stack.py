@@ -41,7 +41,14 @@ class StorageReplicaStack(PatStack):
 
 class StorageStack(PatStack):
     def __init__(self, scope: Construct, *, config: EnvironmentConfig) -> None:
-        super().__init__(scope, config=config, part="Storage", description="attachments bucket, key and CloudFront")
+        super().__init__(
+            scope,
+            config=config,
+            part="Storage",
+            description="attachments bucket, key and CloudFront",
+            # The distribution id flows to the us-east-1 edge-monitoring stack (CloudFront metrics live there).
+            cross_region_references=True,
+        )
         storage = config.storage
         self.attachments = AttachmentStorage(
             self,

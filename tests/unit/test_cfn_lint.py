@@ -11,8 +11,9 @@ from tests.conftest import ROOT, Synthesized
 
 def test_cfn_lint_is_clean(synthesized: Synthesized, synthesized_flipped: Synthesized) -> None:
     templates = sorted(Path(synthesized.assembly.directory).glob("*.template.json"))
-    # Keys, Network, Data, Access, Schema, Cache, Storage per environment, and prod's StorageReplica.
-    assert len(templates) == 7 * 3 + 1
+    # Keys, Network, Data, Access, Schema, Cache, Storage, Ops, EdgeMonitoring per environment; prod adds
+    # StorageReplica and BackupDr.
+    assert len(templates) == 9 * 3 + 2
     templates += sorted(Path(synthesized_flipped.assembly.directory).glob("Pat-*-Access.template.json"))
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
