@@ -166,6 +166,8 @@ class LocalPgBouncer:
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = scram-sha-256\nauth_file = {self.root / 'userlist.txt'}\n"
             f"pool_mode = transaction\ndefault_pool_size = {self.pool_size}\nmax_client_conn = 1000\n"
+            # The first login may read SHOW POOLS/STATS on the admin console (patops pooler pools --env local).
+            f"stats_users = {next(iter(self.users))}\n"
             "ignore_startup_parameters = extra_float_digits,options\n"
             f"logfile = {self.log}\npidfile = {self.root / 'pgbouncer.pid'}\n"
             "tcp_keepalive = 1\ntcp_keepidle = 240\n"

@@ -141,3 +141,63 @@ def emf_metrics(env: str, metrics: Mapping[str, float], *, timestamp_ms: int | N
         "Environment": env,
         **metrics,
     }
+
+
+OPERATIONS = ("info", "plan", "validate", "repair", "baseline", "partitions-status", "partitions-maintain")
+
+
+def run_operation(
+    owner: Target,
+    operation: str,
+    arguments: Mapping[str, Any],
+    *,
+    migrations_dir: Path,
+    partitions_file: Path,
+    env: str,
+    now: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """One on-call operation on the schema, as JSON-ready data (used by the Lambda and by `patops --env local`)."""
+    migrator = Migrator(owner, migrations_dir, out_of_order=bool(arguments.get("out_of_order", False)))
+    if operation == "info":
+        rows = migrator.info()
+        return {"migrations": [_info_row(row) for row in rows]}
+    if operation == "plan":
+        return {"pending": [m.script for m in migrator.plan()]}
+    if operation == "validate":
+        validation = migrator.validate()
+        return {
+            "valid": not validation.problems,
+            "problems": validation.problems,
+            "pending": [m.script for m in validation.pending],
+            "future": [r.script for r in validation.future],
+        }
+    if operation == "repair":
+        actions = migrator.repair(dry_run=not arguments.get("apply", False))
+        return {"applied": bool(arguments.get("apply", False)), "actions": [vars(a) for a in actions]}
+    if operation == "baseline":
+        migrator.baseline(str(arguments["version"]))
+        return {"baseline": str(arguments["version"])}
+    maintainer = PartitionMaintainer(owner, load_config(partitions_file, env), now=now)
+    if operation in ("partitions-status", "partitions-maintain"):
+        report = maintainer.status() if operation == "partitions-status" else maintainer.run()
+        return {
+            "created": report.created,
+            "dropped": report.dropped,
+            "detached": report.detached,
+            "future_partitions": report.future_partitions,
+            "min_future_partitions": report.min_future_partitions,
+            "default_rows": report.default_rows,
+            "warnings": report.warnings,
+        }
+    raise ValueError(f"unknown operation {operation!r}: allowed are {', '.join(OPERATIONS)}")
+
+
+def _info_row(row: Any) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "description": row.description,
+        "script": row.script,
+        "state": str(row.state),
+        "installed_on": row.installed_on.isoformat() if row.installed_on else None,
+        "execution_time_ms": row.execution_time_ms,
+    }

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from pat_data.connect import Target, target_from_secret
-from pat_data.schema_deploy import deploy_schema, emf_metrics, maintain_partitions
+from pat_data.schema_deploy import deploy_schema, emf_metrics, maintain_partitions, run_operation, wait_for_writer
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[2]
 # Leave this much of the Lambda timeout to report a clean error instead of being killed mid-file.
@@ -156,6 +156,21 @@ def maintain(settings: Settings, deadline: float, client: Any) -> dict[str, Any]
     }
 
 
+def operate(event: Mapping[str, Any], settings: Settings, deadline: float, client: Any) -> dict[str, Any]:
+    """On-call operations (`patops migrations ...`, `patops partitions status`): the same engine, from inside the
+    VPC, so on-call never needs a network path to the writer."""
+    owner = _owner_target(client, settings)
+    wait_for_writer(owner, deadline=deadline)
+    return run_operation(
+        owner,
+        str(event["operation"]),
+        dict(event.get("arguments", {})),
+        migrations_dir=settings.root / "schema" / "migrations",
+        partitions_file=settings.root / "schema" / "partitions.toml",
+        env=settings.env,
+    )
+
+
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_environ(os.environ)
     client = boto3.client("secretsmanager")
@@ -164,4 +179,6 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         return on_event(event, settings, deadline, client)
     if event.get("action") == "maintain" or event.get("detail-type") == "Scheduled Event":
         return maintain(settings, deadline, client)
+    if event.get("action") == "operate":
+        return operate(event, settings, deadline, client)
     raise ValueError('unrecognised event: expected a CloudFormation custom resource event or {"action": "maintain"}')

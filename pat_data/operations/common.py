@@ -1,0 +1,81 @@
+"""Errors with exit codes, dry-run plans, SSM discovery, and waiting with progress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class OpsError(RuntimeError):
+    """Bad input or a precondition not met: nothing was changed (exit code 2). The message names the fix."""
+
+
+class CheckFailedError(RuntimeError):
+    """A check ran and found a problem (exit code 1)."""
+
+
+@dataclass
+class Plan:
+    """What a mutation will do (dry run) or did (`applied`)."""
+
+    action: str
+    steps: list[str] = field(default_factory=list)
+    applied: bool = False
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Discovery:
+    """Reads `/pat/<env>/...` SSM parameters published by the stacks: nobody types an ARN at 3 a.m."""
+
+    def __init__(self, ssm: Any, env: str) -> None:
+        self.ssm, self.env = ssm, env
+        self._cache: dict[str, str] | None = None
+
+    def all(self) -> dict[str, str]:
+        if self._cache is None:
+            values: dict[str, str] = {}
+            for page in self.ssm.get_paginator("get_parameters_by_path").paginate(
+                Path=f"/pat/{self.env}/", Recursive=True
+            ):
+                for parameter in page["Parameters"]:
+                    values[parameter["Name"].removeprefix(f"/pat/{self.env}/")] = parameter["Value"]
+            self._cache = values
+        return self._cache
+
+    def get(self, key: str) -> str:
+        values = self.all()
+        if key not in values:
+            if not values:
+                raise OpsError(
+                    f"no SSM parameters under /pat/{self.env}/: is '{self.env}' deployed in this account/region? "
+                    "(check --profile/--region)"
+                )
+            stack = key.split("/", 1)[0]
+            raise OpsError(
+                f"SSM parameter /pat/{self.env}/{key} is missing: deploy the stack that publishes {stack}/* "
+                f"(make deploy ENV={self.env})"
+            )
+        return values[key]
+
+
+def wait_until(
+    check: Callable[[], tuple[bool, str]],
+    *,
+    timeout_seconds: float,
+    interval_seconds: float = 15,
+    progress: Callable[[str], None] = lambda _: None,
+    sleep: Callable[[float], None] | None = None,
+    what: str,
+) -> None:
+    """Poll `check` (returns done, status text) until done; reports each status; Ctrl-C stops waiting only."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        done, status = check()
+        progress(status)
+        if done:
+            return
+        if time.monotonic() >= deadline:
+            raise CheckFailedError(f"{what}: still '{status}' after {timeout_seconds:.0f}s; nothing was rolled back")
+        (sleep or time.sleep)(interval_seconds)

@@ -1,0 +1,451 @@
+"""patops: the on-call runbook CLI for the Pat data platform.
+
+    scripts/patops --env prod status
+    scripts/patops --env prod db failover            # prints the plan; add --yes to do it
+    scripts/patops --env local migrations info       # against the local environment (make local)
+
+Everything is discovered from the `/pat/<env>/...` SSM parameters the stacks publish. Mutations print what they
+would do and act only with --yes. Exit codes: 0 ok, 1 a check failed (or AWS refused), 2 usage / precondition
+(nothing was changed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
+
+from pat_data.cache import CacheSettings, cluster_client, settings_from_secret
+from pat_data.cache_auth import CacheAuthRotation
+from pat_data.connect import connect, target_from_dsn, target_from_secret, target_from_secrets_manager
+from pat_data.operations import CheckFailedError, OpsError, Plan, aws, cache, db
+from pat_data.operations.common import Discovery
+from pat_data.schema_deploy import run_operation
+
+ENVS = ("dev", "staging", "prod", "local")
+LOCAL_SETTINGS = {
+    "PAT_LOCAL_DSN": "owner DSN of the local PostgreSQL (make local prints it)",
+    "PAT_LOCAL_PGBOUNCER_CONSOLE": "DSN of the local PgBouncer admin console",
+    "PAT_LOCAL_CACHE": "host:port:password of a node of the local Redis cluster",
+}
+
+
+class Context:
+    """Lazily created AWS clients and discovery for one invocation."""
+
+    def __init__(self, args: argparse.Namespace, *, session_factory: Callable[..., Any] | None = None) -> None:
+        self.args = args
+        self.env: str = args.env
+        self._session_factory = session_factory
+
+    @cached_property
+    def session(self) -> Any:
+        if self.env == "local":
+            raise OpsError("this command needs AWS: use --env dev|staging|prod")
+
+        factory = self._session_factory or boto3.Session
+        return factory(profile_name=self.args.profile, region_name=self.args.region or "eu-west-1")
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        return self.session.client(service, region_name=region) if region else self.session.client(service)
+
+    @cached_property
+    def discovery(self) -> Discovery:
+        return Discovery(self.client("ssm"), self.env)
+
+    def local(self, name: str) -> str:
+        value = os.environ.get(name)
+        if not value:
+            raise OpsError(f"--env local needs {name} ({LOCAL_SETTINGS[name]}); run `make local` and export it")
+        return value
+
+    def progress(self, status: str) -> None:
+        if not self.args.json:
+            print(f"  [{datetime.now(UTC):%H:%M:%S}] {status}", file=sys.stderr, flush=True)
+
+    @property
+    def cluster_id(self) -> str:
+        return self.discovery.get("db/cluster-identifier")
+
+
+def lambda_operation(ctx: Context, operation: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Schema operations run inside the VPC, in the migrator Lambda (on-call needs no path to the writer)."""
+    if ctx.env == "local":
+        root = Path(__file__).resolve().parents[1]
+        return run_operation(
+            target_from_dsn(ctx.local("PAT_LOCAL_DSN")),
+            operation,
+            arguments or {},
+            migrations_dir=root / "schema" / "migrations",
+            partitions_file=root / "schema" / "partitions.toml",
+            env=os.environ.get("PAT_LOCAL_PARTITION_ENV", "dev"),
+        )
+    function = ctx.discovery.get("schema/migrator-function-name")
+    response = ctx.client("lambda").invoke(
+        FunctionName=function,
+        Payload=json.dumps({"action": "operate", "operation": operation, "arguments": arguments or {}}).encode(),
+    )
+    payload = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise CheckFailedError(f"{function}: {payload.get('errorType')}: {payload.get('errorMessage')}")
+    return dict(payload)
+
+
+def cache_client(ctx: Context) -> Any:
+
+    if ctx.env == "local":
+        host, port, password = ctx.local("PAT_LOCAL_CACHE").split(":", 2)
+        return cluster_client(CacheSettings(host=host, port=int(port), password=password, tls=False))
+    secret = ctx.client("secretsmanager").get_secret_value(SecretId=ctx.discovery.get("cache/auth-secret-arn"))
+    return cluster_client(
+        settings_from_secret(
+            secret["SecretString"],
+            host=ctx.discovery.get("cache/configuration-endpoint"),
+            port=int(ctx.discovery.get("cache/port")),
+        )
+    )
+
+
+def owner_target(ctx: Context) -> Any:
+
+    if ctx.env == "local":
+        return target_from_dsn(ctx.local("PAT_LOCAL_DSN"))
+    return target_from_secrets_manager(ctx.discovery.get("db/owner-secret-arn"), client=ctx.client("secretsmanager"))
+
+
+# ---- command implementations (each returns a dict or a Plan) ----
+
+
+def cmd_status(ctx: Context) -> dict[str, Any]:
+
+    report: dict[str, Any] = {"env": ctx.env}
+
+    def section(name: str, build: Callable[[], Any]) -> None:
+        try:
+            report[name] = build()
+        except (OpsError, CheckFailedError) as exc:
+            report[name] = {"unavailable": str(exc)}
+        except Exception as exc:  # one broken section must not hide the others at 3 a.m.
+            report[name] = {"unavailable": f"{type(exc).__name__}: {exc}"}
+
+    section("database", lambda: db.status(ctx.client("rds"), ctx.cluster_id))
+    section("pooler", lambda: cmd_pooler_pools(ctx))
+    section("cache", lambda: cache_group(ctx))
+    section("alarms_firing", lambda: firing_alarms(ctx))
+    section("latest_backup", lambda: latest_backup(ctx))
+    section("migrations", lambda: lambda_operation(ctx, "validate"))
+    section("partitions", lambda: lambda_operation(ctx, "partitions-status"))
+    return report
+
+
+def cache_group(ctx: Context) -> dict[str, Any]:
+    group_id = ctx.discovery.get("cache/replication-group-id")
+    (group,) = ctx.client("elasticache").describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"]
+    return {
+        "group": group_id,
+        "status": group["Status"],
+        "shards": [
+            {"shard": g["NodeGroupId"], "status": g.get("Status"), "nodes": len(g.get("NodeGroupMembers", []))}
+            for g in group.get("NodeGroups", [])
+        ],
+    }
+
+
+def firing_alarms(ctx: Context) -> list[dict[str, Any]]:
+    response = ctx.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"pat-{ctx.env}-", StateValue="ALARM")
+    return [
+        {"alarm": a["AlarmName"], "since": str(a.get("StateUpdatedTimestamp")), "runbook": a.get("AlarmDescription")}
+        for a in response.get("MetricAlarms", [])
+    ]
+
+
+def latest_backup(ctx: Context) -> dict[str, Any]:
+    vault = ctx.discovery.get("ops/backup-vault-name")
+    points = ctx.client("backup").list_recovery_points_by_backup_vault(BackupVaultName=vault).get("RecoveryPoints", [])
+    done = [p for p in points if p.get("Status") == "COMPLETED"]
+    if not done:
+        return {"vault": vault, "latest": None}
+    newest = max(done, key=lambda p: p["CreationDate"])
+    age = datetime.now(UTC) - newest["CreationDate"]
+    return {"vault": vault, "latest": str(newest["CreationDate"]), "age_hours": round(age.total_seconds() / 3600, 1)}
+
+
+def cmd_db(ctx: Context) -> Any:
+
+    args, rds = ctx.args, None if ctx.args.command == "connections" else ctx.client("rds")
+    if args.command == "status":
+        return db.status(rds, ctx.cluster_id)
+    if args.command == "failover":
+        return db.failover(rds, ctx.cluster_id, target=args.target, apply=args.yes, progress=ctx.progress)
+    if args.command == "scale":
+        return db.scale(rds, ctx.cluster_id, min_acu=args.min, max_acu=args.max, apply=args.yes)
+    if args.command == "snapshot":
+        return db.snapshot(rds, ctx.cluster_id, reason=args.reason, apply=args.yes)
+    if args.command == "restore":
+        to_time = parse_time(args.to_time)
+        new_id = args.new_cluster or f"{ctx.cluster_id}-restore-{to_time:%Y%m%d%H%M}"
+        return db.restore_to_time(
+            rds, ctx.cluster_id, to_time=to_time, new_cluster_id=new_id, apply=args.yes, progress=ctx.progress
+        )
+    return {"connections": db.connections(owner_target(ctx))}
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise OpsError(f"--to-time {text!r}: use ISO 8601 with a zone, e.g. 2026-11-22T02:15:00Z") from exc
+
+
+def cmd_migrations(ctx: Context) -> Any:
+    args = ctx.args
+    if args.command in ("info", "plan"):
+        return lambda_operation(ctx, args.command)
+    if args.command == "validate":
+        result = lambda_operation(ctx, "validate")
+        if not result.get("valid"):
+            raise CheckFailedError("migrations do not validate:\n  - " + "\n  - ".join(result["problems"]), result)
+        return result
+    if args.command == "repair":
+        preview = lambda_operation(ctx, "repair", {"apply": False})
+        plan = Plan(action="migrations repair", steps=[f"{a['script']}: {a['action']}" for a in preview["actions"]])
+        if not plan.steps:
+            plan.steps = ["nothing to repair"]
+        elif args.yes:
+            plan.applied, plan.result = True, lambda_operation(ctx, "repair", {"apply": True})
+        return plan
+    plan = Plan(action="migrations baseline", steps=[f"record the database as being at version {args.version}"])
+    if args.yes:
+        plan.applied, plan.result = True, lambda_operation(ctx, "baseline", {"version": args.version})
+    return plan
+
+
+def cmd_partitions(ctx: Context) -> Any:
+    if ctx.args.command == "status":
+        return lambda_operation(ctx, "partitions-status")
+    status = lambda_operation(ctx, "partitions-status")
+    plan = Plan(
+        action="partitions maintain",
+        steps=[
+            "create missing monthly partitions up to premake, retire expired months (drop or detach per config)",
+            f"now: min future partitions {status['min_future_partitions']}, default rows {status['default_rows']}",
+        ],
+    )
+    if ctx.args.yes:
+        plan.applied, plan.result = True, lambda_operation(ctx, "partitions-maintain")
+    return plan
+
+
+def cmd_cache(ctx: Context) -> Any:
+
+    args = ctx.args
+    if args.command == "rotate-auth":
+        rotation = CacheAuthRotation(
+            ctx.client("elasticache"),
+            ctx.client("secretsmanager"),
+            ctx.discovery.get("cache/replication-group-id"),
+            ctx.discovery.get("cache/auth-secret-arn"),
+        )
+        return cache.rotate_auth(rotation, step=args.step, apply=args.yes)
+    client = cache_client(ctx)
+    try:
+        if args.command == "stats":
+            return cache.stats(client)
+        return cache.flush(client, tag=args.tag, everything=args.all, apply=args.yes)
+    finally:
+        client.close()
+
+
+def cmd_pooler_pools(ctx: Context) -> Any:
+
+    if ctx.env == "local":
+        return {"kind": "pgbouncer", "pools": db.pgbouncer_pools(ctx.local("PAT_LOCAL_PGBOUNCER_CONSOLE"))}
+    if ctx.discovery.get("pooler/kind") == "rds_proxy":
+        return {"kind": "rds_proxy", "targets": aws.proxy_targets(ctx.client("rds"), ctx.cluster_id)}
+    return {
+        "kind": "pgbouncer",
+        "service": aws.pgbouncer_service(ctx.client("ecs"), f"pat-{ctx.env}-pooler", "pgbouncer"),
+    }
+
+
+def cmd_pooler(ctx: Context) -> Any:
+
+    if ctx.args.command == "pools":
+        return cmd_pooler_pools(ctx)
+    if ctx.discovery.get("pooler/kind") != "pgbouncer":
+        raise OpsError(f"{ctx.env} uses RDS Proxy, which has no tasks to restart: see the pooler runbook section")
+    return aws.restart_pgbouncer(ctx.client("ecs"), f"pat-{ctx.env}-pooler", "pgbouncer", apply=ctx.args.yes)
+
+
+SECRET_KEYS = {"owner": "db/owner-secret-arn", "app": "db/app-secret-arn", "readonly": "db/readonly-secret-arn"}
+
+
+def cmd_secrets(ctx: Context) -> Any:
+
+    secret_id = ctx.discovery.get(SECRET_KEYS[ctx.args.name])
+
+    def verify(secret: dict[str, Any]) -> None:
+        with connect(target_from_secret(secret, sslmode="require")) as conn:
+            conn.execute("SELECT 1")
+
+    return aws.rotate_secret(
+        ctx.client("secretsmanager"),
+        secret_id,
+        apply=ctx.args.yes,
+        verify_login=None if ctx.args.skip_login_check else verify,
+        progress=ctx.progress,
+    )
+
+
+def cmd_cdn(ctx: Context) -> Any:
+
+    return aws.invalidate(
+        ctx.client("cloudfront"),
+        ctx.discovery.get("storage/distribution-id"),
+        ctx.args.paths,
+        apply=ctx.args.yes,
+        now=datetime.now(UTC),
+    )
+
+
+def cmd_backup(ctx: Context) -> Any:
+
+    region = ctx.session.region_name
+    account = ctx.client("sts").get_caller_identity()["Account"]
+    arns = [
+        f"arn:aws:rds:{region}:{account}:cluster:{ctx.cluster_id}",
+        f"arn:aws:s3:::{ctx.discovery.get('storage/bucket-name')}",
+    ]
+    return aws.verify_backups(ctx.client("backup"), resource_arns=arns, max_age_hours=ctx.args.max_age_hours)
+
+
+COMMANDS: dict[str, Callable[[Context], Any]] = {
+    "status": cmd_status,
+    "db": cmd_db,
+    "migrations": cmd_migrations,
+    "partitions": cmd_partitions,
+    "cache": cmd_cache,
+    "pooler": cmd_pooler,
+    "secrets": cmd_secrets,
+    "cdn": cmd_cdn,
+    "backup": cmd_backup,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="patops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    root.add_argument("--env", required=True, choices=ENVS, help="environment (local = the make-local services)")
+    root.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+    root.add_argument("--region", help="AWS region (default: eu-west-1)")
+    root.add_argument("--json", action="store_true", help="machine-readable output")
+    root.add_argument("--yes", action="store_true", help="really do it (every mutation is a dry run without it)")
+    groups = root.add_subparsers(dest="group", required=True)
+    groups.add_parser("status", help="one screen: database, pooler, cache, alarms, backups, schema")
+
+    database = groups.add_parser("db", help="Aurora").add_subparsers(dest="command", required=True)
+    database.add_parser("status")
+    failover = database.add_parser("failover", help="promote a reader (lowest promotion tier unless --target)")
+    failover.add_argument("--target", help="reader instance to promote")
+    scale = database.add_parser("scale", help="temporary ACU range change")
+    scale.add_argument("--min", type=float, required=True)
+    scale.add_argument("--max", type=float, required=True)
+    snap = database.add_parser("snapshot", help="manual, tagged cluster snapshot")
+    snap.add_argument("--reason", required=True)
+    restore = database.add_parser("restore", help="point-in-time restore into a NEW cluster (+ writer)")
+    restore.add_argument("--to-time", required=True, help="ISO 8601 with zone, e.g. 2026-11-22T02:15:00Z")
+    restore.add_argument("--new-cluster", help="identifier of the new cluster (default: <cluster>-restore-<time>)")
+    database.add_parser("connections", help="who is connected (pg_stat_activity)")
+
+    migrations = groups.add_parser("migrations", help="schema history").add_subparsers(dest="command", required=True)
+    for name in ("info", "plan", "validate", "repair"):
+        migrations.add_parser(name)
+    migrations.add_parser("baseline").add_argument("--version", required=True)
+
+    partitions = groups.add_parser("partitions", help="monthly partitions").add_subparsers(
+        dest="command", required=True
+    )
+    partitions.add_parser("status")
+    partitions.add_parser("maintain")
+
+    cache_group_parser = groups.add_parser("cache", help="ElastiCache").add_subparsers(dest="command", required=True)
+    cache_group_parser.add_parser("stats")
+    flush = cache_group_parser.add_parser("flush")
+    flush.add_argument("--tag")
+    flush.add_argument("--all", action="store_true")
+    rotate = cache_group_parser.add_parser("rotate-auth", help="AUTH token rotation, one step at a time")
+    rotate.add_argument("--step", required=True, choices=("begin", "promote", "finish"))
+
+    pooler = groups.add_parser("pooler", help="RDS Proxy / PgBouncer").add_subparsers(dest="command", required=True)
+    pooler.add_parser("pools")
+    pooler.add_parser("restart")
+
+    secrets = groups.add_parser("secrets", help="Secrets Manager").add_subparsers(dest="command", required=True)
+    rotate_secret = secrets.add_parser("rotate")
+    rotate_secret.add_argument("name", choices=sorted(SECRET_KEYS))
+    rotate_secret.add_argument("--skip-login-check", action="store_true", help="when not inside the VPC")
+
+    cdn = groups.add_parser("cdn", help="CloudFront").add_subparsers(dest="command", required=True)
+    cdn.add_parser("invalidate").add_argument("paths", nargs="+")
+
+    backup_parser = groups.add_parser("backup", help="AWS Backup").add_subparsers(dest="command", required=True)
+    backup_parser.add_parser("verify").add_argument("--max-age-hours", type=int, default=26)
+    return root
+
+
+def render(result: Any, *, as_json: bool) -> str:
+    if isinstance(result, Plan):
+        data: Any = {"action": result.action, "applied": result.applied, "steps": result.steps, "result": result.result}
+        if as_json:
+            return json.dumps(data, default=str, indent=2)
+        head = f"{result.action}: {'DONE' if result.applied else 'DRY RUN (nothing changed; add --yes to do it)'}"
+        lines = [head, *(f"  - {step}" for step in result.steps)]
+        lines += [f"  {key}: {value}" for key, value in result.result.items()]
+        return "\n".join(lines)
+    return json.dumps(result, default=str, indent=2)
+
+
+def main(argv: Sequence[str] | None = None, *, session_factory: Callable[..., Any] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) is None:
+        args.command = None
+    ctx = Context(args, session_factory=session_factory)
+    try:
+        result = COMMANDS[args.group](ctx)
+    except OpsError as exc:
+        print(f"patops: {exc}", file=sys.stderr)
+        return 2
+    except CheckFailedError as exc:
+        print(f"patops: check failed: {exc.args[0]}", file=sys.stderr)
+        if len(exc.args) > 1:
+            print(render(exc.args[1], as_json=args.json))
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "patops: interrupted; anything already requested continues in AWS (check: patops status)", file=sys.stderr
+        )
+        return 130
+    except Exception as exc:
+        if isinstance(exc, NoCredentialsError | NoRegionError | ProfileNotFound):
+            print(f"patops: {exc}: set --profile/--region or AWS credentials", file=sys.stderr)
+            return 2
+        if isinstance(exc, ClientError | BotoCoreError):
+            print(f"patops: AWS refused: {exc}", file=sys.stderr)
+            return 1
+        raise
+    print(render(result, as_json=args.json))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
