@@ -341,16 +341,40 @@ COMMANDS: dict[str, Callable[[Context], Any]] = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
+class _Subparsers:
+    """add_subparsers() whose parsers all accept the global options too."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser) -> None:
+        self.action, self.common = action, common
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        created = self.action.add_parser(name, parents=[self.common], **kwargs)
+        original = created.add_subparsers
+
+        def add_subparsers(**options: Any) -> _Subparsers:
+            return _Subparsers(original(**options), self.common)
+
+        created.add_subparsers = add_subparsers
+        return created
+
+
+def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole command tree, read top to bottom
+    def global_options(target: argparse.ArgumentParser, default: Any) -> None:
+        """Accepted before the command and after it (`patops db failover --env prod --yes`)."""
+        pick = (lambda value: value) if default is None else (lambda _: argparse.SUPPRESS)
+        target.add_argument("--env", choices=ENVS, default=pick(None), help="dev|staging|prod, or local (make local)")
+        target.add_argument("--profile", default=pick(None), help="AWS profile (default: the credential chain)")
+        target.add_argument("--region", default=pick(None), help="AWS region (default: eu-west-1)")
+        target.add_argument("--json", action="store_true", default=pick(False), help="machine-readable output")
+        target.add_argument("--yes", action="store_true", default=pick(False), help="really do it (else a dry run)")
+
+    common = argparse.ArgumentParser(add_help=False)
+    global_options(common, argparse.SUPPRESS)
     root = argparse.ArgumentParser(
         prog="patops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    root.add_argument("--env", required=True, choices=ENVS, help="environment (local = the make-local services)")
-    root.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
-    root.add_argument("--region", help="AWS region (default: eu-west-1)")
-    root.add_argument("--json", action="store_true", help="machine-readable output")
-    root.add_argument("--yes", action="store_true", help="really do it (every mutation is a dry run without it)")
-    groups = root.add_subparsers(dest="group", required=True)
+    global_options(root, None)
+    groups = _Subparsers(root.add_subparsers(dest="group", required=True), common)
     groups.add_parser("status", help="one screen: database, pooler, cache, alarms, backups, schema")
 
     database = groups.add_parser("db", help="Aurora").add_subparsers(dest="command", required=True)
@@ -416,7 +440,10 @@ def render(result: Any, *, as_json: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None, *, session_factory: Callable[..., Any] | None = None) -> int:
-    args = parser().parse_args(argv)
+    command_line = parser()
+    args = command_line.parse_args(argv)
+    if args.env is None:
+        command_line.error("--env is required (dev, staging, prod or local)")
     if getattr(args, "command", None) is None:
         args.command = None
     ctx = Context(args, session_factory=session_factory)
