@@ -367,7 +367,7 @@ class PartitionMaintainer:
             if stranded and stranded[0]:
                 report.warnings.append(
                     f"{name} not created: {stranded[0]} row(s) for {low:%Y-%m} are in {policy.table}_default; move "
-                    "them out (runbook: docs/runbooks/partitions.md), then maintenance creates the partition"
+                    "them out (runbook: docs/runbooks.md#partition-emergency), then maintenance creates the partition"
                 )
                 continue
             self._step(
@@ -423,7 +423,7 @@ class PartitionMaintainer:
                 if report.default_rows[policy.table]:
                     report.warnings.append(
                         f"{policy.table}_default holds {report.default_rows[policy.table]} row(s): they match no "
-                        "monthly partition (clock skew or imported old mail); see docs/runbooks/partitions.md"
+                        "monthly partition (clock skew or imported old mail); see docs/runbooks.md#partition-emergency"
                     )
             else:
                 report.warnings.append(f"{policy.table} has no DEFAULT partition: run maintenance")
