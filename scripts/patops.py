@@ -453,9 +453,9 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Callable[..., An
         print(f"patops: {exc}", file=sys.stderr)
         return 2
     except CheckFailedError as exc:
-        print(f"patops: check failed: {exc.args[0]}", file=sys.stderr)
-        if len(exc.args) > 1:
-            print(render(exc.args[1], as_json=args.json))
+        print(f"patops: check failed: {exc}", file=sys.stderr)
+        if exc.report is not None:
+            print(render(exc.report, as_json=args.json))
         return 1
     except KeyboardInterrupt:
         print(

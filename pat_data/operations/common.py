@@ -13,7 +13,11 @@ class OpsError(RuntimeError):
 
 
 class CheckFailedError(RuntimeError):
-    """A check ran and found a problem (exit code 1)."""
+    """A check ran and found a problem (exit code 1); `report` carries what the check saw."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
