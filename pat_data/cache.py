@@ -24,10 +24,12 @@ from typing import Any, TypeVar
 from psycopg.rows import dict_row
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
+# RedisClusterException (e.g. "cannot be connected" once every node is gone) does not derive from RedisError.
+CACHE_ERRORS = (RedisError, RedisClusterException)
 
 T = TypeVar("T")
 Loader = Callable[[], T | None]
@@ -163,7 +165,7 @@ class Cache:
         if self._available():
             try:
                 raw: Any = self.client.get(key)
-            except RedisError as exc:
+            except CACHE_ERRORS as exc:
                 self._failed("get", exc)
             else:
                 if raw is not None:
@@ -182,7 +184,7 @@ class Cache:
         if ids and self._available():
             try:
                 raws = self.client.mget_nonatomic([self.key(kind, item_id) for item_id in ids])
-            except RedisError as exc:
+            except CACHE_ERRORS as exc:
                 self._failed("mget", exc)
             else:
                 missing = []
@@ -223,7 +225,7 @@ class Cache:
                 pipe.expire(tag_key, ttl + TAG_TTL_MARGIN_SECONDS, gt=True)
                 pipe.expire(tag_key, ttl + TAG_TTL_MARGIN_SECONDS, nx=True)
             pipe.execute()
-        except RedisError as exc:
+        except CACHE_ERRORS as exc:
             self._failed("set", exc)
 
     def invalidate(self, kind: str, *ids: Hashable) -> None:
@@ -234,7 +236,7 @@ class Cache:
             for item_id in ids:
                 pipe.delete(self.key(kind, item_id))
             pipe.execute()
-        except RedisError as exc:
+        except CACHE_ERRORS as exc:
             self._failed("delete", exc)
 
     def invalidate_tag(self, tag: str) -> int:
@@ -248,7 +250,7 @@ class Cache:
                 pipe.delete(member)
             pipe.delete(self.tag_key(tag))
             results = pipe.execute()
-        except RedisError as exc:
+        except CACHE_ERRORS as exc:
             self._failed("invalidate_tag", exc)
             return 0
         return int(sum(results[:-1]))

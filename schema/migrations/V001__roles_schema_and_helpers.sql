@@ -38,6 +38,8 @@ DO $$
 BEGIN
     EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO pat_app, pat_readonly', current_database());
+    -- Batch ingest stages rows in a transaction-local temp table (ON COMMIT DROP: safe in transaction pooling).
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO pat_app', current_database());
 END
 $$;
 

@@ -65,7 +65,16 @@ CREATE FUNCTION pat.claim_email_idempotency_key() RETURNS trigger
     AS $$
 BEGIN
     INSERT INTO pat.email_idempotency_keys (tenant_id, idempotency_key, email_id, received_at)
-    VALUES (NEW.tenant_id, NEW.idempotency_key, NEW.id, NEW.received_at);
+    VALUES (NEW.tenant_id, NEW.idempotency_key, NEW.id, NEW.received_at)
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING;
+    -- A key already claimed for THIS email is fine (batch ingest claims keys first, then inserts the winners).
+    IF NOT FOUND AND NOT EXISTS (
+        SELECT FROM pat.email_idempotency_keys
+        WHERE tenant_id = NEW.tenant_id AND idempotency_key = NEW.idempotency_key AND email_id = NEW.id
+    ) THEN
+        RAISE EXCEPTION 'duplicate idempotency key % for tenant %', NEW.idempotency_key, NEW.tenant_id
+            USING ERRCODE = 'unique_violation', CONSTRAINT = 'email_idempotency_keys_pkey';
+    END IF;
     RETURN NEW;
 END
 $$;

@@ -1,0 +1,420 @@
+"""Tenant-scoped repositories over psycopg 3 pools (PgBouncer / RDS Proxy friendly) with read-through caching.
+
+Every call is one transaction that starts with `set_config('app.tenant_id', ..., true)` (transaction-local, so it
+never leaks through a transaction-mode pooler and never pins an RDS Proxy session) and runs as `pat_app`, so the
+database's row-level security decides what a tenant sees. Transient failures (connection lost, admin shutdown, a
+failover's read-only writer, serialization failure, deadlock) are retried with jittered back-off for idempotent
+operations only; everything else raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from pat_data.cache import Cache
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+
+TRANSIENT_SQLSTATES = {
+    "57P01",  # admin_shutdown (failover, restart)
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now
+    "25006",  # read_only_sql_transaction: writing to a writer that was just demoted
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "08000", "08003", "08006", "08001", "08004",  # connection exceptions
+}  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, psycopg.OperationalError | psycopg.InternalError) and exc.sqlstate is None:
+        # The connection itself was lost: no server answer to classify. Through PgBouncer a server killed under
+        # an open transaction can also surface as a protocol-level InternalError on COMMIT.
+        return True
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in TRANSIENT_SQLSTATES
+
+
+def retrying(
+    operation: Callable[[], T],
+    *,
+    attempts: int = 4,
+    base_delay: float = 0.05,
+    max_delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run an IDEMPOTENT operation, retrying transient errors with full-jitter exponential back-off."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except psycopg.Error as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))  # noqa: S311 - jitter, not a secret
+            log.warning("transient database error, retrying", extra={"attempt": attempt, "sqlstate": exc.sqlstate})
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Database:
+    """The writer pool, and optionally a reader pool for reads that tolerate replica lag."""
+
+    writer: ConnectionPool
+    reader: ConnectionPool | None = None
+
+    @contextmanager
+    def tenant(self, tenant_id: uuid.UUID | str, *, actor: str = "app", stale_ok: bool = False) -> Iterator[Conn]:
+        """One transaction scoped to `tenant_id` (RLS) with `actor` recorded by the audit trigger."""
+        pool = self.reader if stale_ok and self.reader is not None else self.writer
+        with pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('app.tenant_id', %s, true), set_config('app.actor', %s, true)",
+                (str(tenant_id), actor),
+            )
+            yield conn
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewEmail:
+    idempotency_key: str
+    received_at: datetime
+    message_id: str
+    sender: str
+    recipients: Sequence[str]
+    subject: str = ""
+    text_body: str | None = None
+    html_body: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    size_bytes: int = 0
+    status: str = "received"
+    spam_score: float | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: tuple[datetime, uuid.UUID] | None
+
+
+EMAIL_COLUMNS = (
+    "id", "received_at", "message_id", "idempotency_key", "sender", "recipients", "subject", "text_body", "html_body",
+    "headers", "metadata", "size_bytes", "status", "spam_score",
+)  # fmt: skip
+SUMMARY = (
+    "id, tenant_id, received_at, message_id, sender, recipients, subject, status, spam_score, size_bytes, metadata, "
+    "created_at, updated_at"
+)
+
+
+class EmailRepository:
+    """Emails of one platform: ingest, read, list, search, tag, soft delete; hot reads cached."""
+
+    def __init__(self, db: Database, *, cache: Cache | None = None) -> None:
+        self.db = db
+        self.cache = cache
+
+    @staticmethod
+    def _cache_id(tenant_id: uuid.UUID | str, email_id: uuid.UUID | str) -> str:
+        return f"{tenant_id}:{email_id}"
+
+    def ingest(self, tenant_id: uuid.UUID | str, emails: Sequence[NewEmail], *, actor: str = "ingest") -> IngestResult:
+        """Batched COPY into a staging table, then claim idempotency keys and insert only the winners.
+
+        Idempotent as a whole (a retried batch inserts nothing twice), so it is retried on transient errors.
+        """
+        if not emails:
+            return IngestResult(0, 0)
+        rows = [
+            (uuid.uuid4(), e.received_at, e.message_id, e.idempotency_key, e.sender, list(e.recipients), e.subject,
+             e.text_body, e.html_body, Jsonb(dict(e.headers)), Jsonb(dict(e.metadata)), e.size_bytes, e.status,
+             e.spam_score)
+            for e in emails
+        ]  # fmt: skip
+        columns = sql.SQL(", ").join(map(sql.Identifier, EMAIL_COLUMNS))
+
+        def attempt() -> int:
+            with self.db.tenant(tenant_id, actor=actor) as conn:
+                conn.execute(
+                    "CREATE TEMP TABLE ingest_staging ON COMMIT DROP AS "
+                    "SELECT id, received_at, message_id, idempotency_key, sender, recipients, subject, text_body, "
+                    "html_body, headers, metadata, size_bytes, status, spam_score, false AS claimed "
+                    "FROM pat.emails WITH NO DATA"
+                )
+                with conn.cursor().copy(sql.SQL("COPY ingest_staging ({}) FROM STDIN").format(columns)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                conn.execute(
+                    "WITH claimed AS ("
+                    "  INSERT INTO pat.email_idempotency_keys (tenant_id, idempotency_key, email_id, received_at)"
+                    "  SELECT pat.current_tenant_id(), idempotency_key, id, received_at FROM ingest_staging"
+                    "  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING email_id)"
+                    " UPDATE ingest_staging s SET claimed = true FROM claimed c WHERE s.id = c.email_id"
+                )
+                cursor = conn.execute(
+                    sql.SQL(
+                        "INSERT INTO pat.emails (tenant_id, {columns}) "
+                        "SELECT pat.current_tenant_id(), {columns} FROM ingest_staging WHERE claimed"
+                    ).format(columns=columns)
+                )
+                return cursor.rowcount
+
+        inserted = retrying(attempt)
+        return IngestResult(inserted=inserted, duplicates=len(emails) - inserted)
+
+    def get(self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str) -> dict[str, Any] | None:
+        def load() -> dict[str, Any] | None:
+            def attempt() -> dict[str, Any] | None:
+                with self.db.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cursor:
+                    cursor.execute(
+                        f"SELECT {SUMMARY}, text_body FROM pat.emails WHERE id = %s AND deleted_at IS NULL",  # noqa: S608
+                        (email_id,),
+                    )
+                    return cursor.fetchone()
+
+            return retrying(attempt)
+
+        if self.cache is None:
+            return load()
+        key = self._cache_id(tenant_id, email_id)
+        return self.cache.get_or_load("email", key, load, tags=[f"tenant:{tenant_id}"])
+
+    def page(
+        self,
+        tenant_id: uuid.UUID | str,
+        *,
+        limit: int = 100,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        stale_ok: bool = False,
+    ) -> Page:
+        """Newest first, keyset-paginated on (received_at, id): stable under concurrent inserts, O(limit) per page."""
+        if not 1 <= limit <= 500:
+            raise ValueError(f"limit={limit}: between 1 and 500")
+        conditions = [sql.SQL("e.deleted_at IS NULL")]
+        params: list[Any] = []
+        if after is not None:
+            conditions.append(sql.SQL("(e.received_at, e.id) < (%s, %s)"))
+            params += [after[0], after[1]]
+        if status is not None:
+            conditions.append(sql.SQL("e.status = %s"))
+            params.append(status)
+        if since is not None:
+            conditions.append(sql.SQL("e.received_at >= %s"))
+            params.append(since)
+        if until is not None:
+            conditions.append(sql.SQL("e.received_at < %s"))
+            params.append(until)
+        if tag is not None:
+            conditions.append(
+                sql.SQL(
+                    "EXISTS (SELECT FROM pat.email_tags et JOIN pat.tags t ON t.tenant_id = et.tenant_id "
+                    "AND t.id = et.tag_id WHERE et.tenant_id = e.tenant_id AND et.email_id = e.id "
+                    "AND et.email_received_at = e.received_at AND lower(t.name) = lower(%s) AND t.deleted_at IS NULL)"
+                )
+            )
+            params.append(tag)
+        query = sql.SQL(
+            "SELECT e.id, e.received_at, e.sender, e.subject, e.status, e.size_bytes FROM pat.emails e "
+            "WHERE e.tenant_id = pat.current_tenant_id() AND {conditions} "
+            "ORDER BY e.received_at DESC, e.id DESC LIMIT %s"
+        ).format(conditions=sql.SQL(" AND ").join(conditions))
+        params.append(limit)
+
+        def attempt() -> list[dict[str, Any]]:
+            with self.db.tenant(tenant_id, stale_ok=stale_ok) as conn, conn.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchall()
+
+        items = retrying(attempt)
+        cursor = (items[-1]["received_at"], items[-1]["id"]) if len(items) == limit else None
+        return Page(items=items, next_cursor=cursor)
+
+    def search(
+        self, tenant_id: uuid.UUID | str, text: str, *, limit: int = 20, offset: int = 0, stale_ok: bool = False
+    ) -> list[dict[str, Any]]:
+        """Ranked full-text search (websearch syntax: quotes, OR, -word) over subject, sender and body."""
+
+        def attempt() -> list[dict[str, Any]]:
+            with self.db.tenant(tenant_id, stale_ok=stale_ok) as conn, conn.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(
+                    "SELECT e.id, e.received_at, e.subject, e.sender, ts_rank_cd(e.search, q) AS rank "
+                    "FROM pat.emails e, websearch_to_tsquery('simple', %s) q "
+                    "WHERE e.tenant_id = pat.current_tenant_id() AND e.search @@ q AND e.deleted_at IS NULL "
+                    "ORDER BY rank DESC, e.received_at DESC LIMIT %s OFFSET %s",
+                    (text, limit, offset),
+                )
+                return cursor.fetchall()
+
+        return retrying(attempt)
+
+    def _change(
+        self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, statement: str, params: Sequence[Any], actor: str
+    ) -> bool:
+        def attempt() -> bool:
+            with self.db.tenant(tenant_id, actor=actor) as conn:
+                return conn.execute(statement, params).rowcount > 0
+
+        changed = retrying(attempt)
+        if self.cache is not None:
+            self.cache.invalidate("email", self._cache_id(tenant_id, email_id))
+        return changed
+
+    def set_status(
+        self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, status: str, *, actor: str = "app"
+    ) -> bool:
+        return self._change(
+            tenant_id, email_id, "UPDATE pat.emails SET status = %s WHERE id = %s AND deleted_at IS NULL",
+            (status, email_id), actor,
+        )  # fmt: skip
+
+    def soft_delete(self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, *, actor: str = "app") -> bool:
+        return self._change(
+            tenant_id, email_id, "UPDATE pat.emails SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
+            (email_id,), actor,
+        )  # fmt: skip
+
+    def add_tag(self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, name: str, *, actor: str = "app") -> bool:
+        def attempt() -> bool:
+            with self.db.tenant(tenant_id, actor=actor) as conn:
+                tag = conn.execute(
+                    "SELECT id FROM pat.tags WHERE lower(name) = lower(%s) AND deleted_at IS NULL", (name,)
+                ).fetchone()
+                if tag is None:
+                    tag = conn.execute(
+                        "INSERT INTO pat.tags (tenant_id, name) VALUES (pat.current_tenant_id(), %s) RETURNING id",
+                        (name,),
+                    ).fetchone()
+                assert tag is not None
+                return (
+                    conn.execute(
+                        "INSERT INTO pat.email_tags (tenant_id, email_id, email_received_at, tag_id) "
+                        "SELECT tenant_id, id, received_at, %s FROM pat.emails WHERE id = %s "
+                        "ON CONFLICT DO NOTHING",
+                        (tag[0], email_id),
+                    ).rowcount
+                    > 0
+                )
+
+        return retrying(attempt)
+
+    def remove_tag(
+        self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, name: str, *, actor: str = "app"
+    ) -> bool:
+        return self._change(
+            tenant_id, email_id,
+            "DELETE FROM pat.email_tags et USING pat.tags t WHERE t.tenant_id = et.tenant_id AND t.id = et.tag_id "
+            "AND et.email_id = %s AND lower(t.name) = lower(%s)",
+            (email_id, name), actor,
+        )  # fmt: skip
+
+
+class TenantRepository:
+    """Tenant settings: read on almost every request, so cached; writes go through the operator (owner) path."""
+
+    def __init__(self, db: Database, *, cache: Cache | None = None) -> None:
+        self.db, self.cache = db, cache
+
+    def settings(self, tenant_id: uuid.UUID | str) -> dict[str, Any] | None:
+        def load() -> dict[str, Any] | None:
+            def attempt() -> dict[str, Any] | None:
+                with self.db.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cursor:
+                    cursor.execute(
+                        "SELECT id, slug, name, plan, status, settings FROM pat.tenants WHERE id = %s", (tenant_id,)
+                    )
+                    return cursor.fetchone()
+
+            return retrying(attempt)
+
+        if self.cache is None:
+            return load()
+        return self.cache.get_or_load("tenant", str(tenant_id), load, tags=[f"tenant:{tenant_id}"])
+
+    def invalidate(self, tenant_id: uuid.UUID | str) -> None:
+        """After an operator changed the tenant (or to drop everything cached for it)."""
+        if self.cache is not None:
+            self.cache.invalidate_tag(f"tenant:{tenant_id}")
+
+
+@dataclass(frozen=True)
+class AttachmentLinks:
+    """Where attachments go (presigned S3 PUT with SSE-KMS) and come from (CloudFront, or a presigned S3 GET)."""
+
+    s3: Any
+    bucket: str
+    distribution_domain: str | None = None
+    expires_seconds: int = 900
+
+    @staticmethod
+    def key(tenant_id: uuid.UUID | str, sha256_hex: str) -> str:
+        if len(sha256_hex) != 64 or any(c not in "0123456789abcdef" for c in sha256_hex):
+            raise ValueError("sha256_hex: 64 lower-case hex characters")
+        return f"tenants/{tenant_id}/{sha256_hex}"
+
+    def upload_url(self, tenant_id: uuid.UUID | str, sha256_hex: str, content_type: str) -> str:
+        return str(
+            self.s3.generate_presigned_url(
+                "put_object",
+                Params={"Bucket": self.bucket, "Key": self.key(tenant_id, sha256_hex), "ContentType": content_type},
+                ExpiresIn=self.expires_seconds,
+            )
+        )
+
+    def download_url(self, tenant_id: uuid.UUID | str, sha256_hex: str) -> str:
+        key = self.key(tenant_id, sha256_hex)
+        if self.distribution_domain:
+            return f"https://{self.distribution_domain}/{key}"
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.expires_seconds
+            )
+        )
+
+
+def add_attachment(
+    db: Database,
+    tenant_id: uuid.UUID | str,
+    *,
+    email_id: uuid.UUID | str,
+    filename: str,
+    content_type: str,
+    size_bytes: int,
+    sha256_hex: str,
+) -> uuid.UUID:
+    """Record an attachment's metadata (the object itself is uploaded with AttachmentLinks.upload_url)."""
+    with db.tenant(tenant_id) as conn:
+        row = conn.execute(
+            "INSERT INTO pat.attachments (tenant_id, email_id, email_received_at, filename, content_type, size_bytes, "
+            "sha256, s3_key) SELECT tenant_id, id, received_at, %s, %s, %s, %s, %s FROM pat.emails WHERE id = %s "
+            "RETURNING id",
+            (filename, content_type, size_bytes, bytes.fromhex(sha256_hex), AttachmentLinks.key(tenant_id, sha256_hex),
+             email_id),
+        ).fetchone()  # fmt: skip
+    if row is None:
+        raise LookupError(f"email {email_id} not found for tenant {tenant_id}")
+    return uuid.UUID(str(row[0]))
