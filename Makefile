@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 # Never pick up a developer's credentials or a lookup by accident during synth/test.
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: setup synth diff deploy test lint format pr clean _require_env
+.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -76,6 +76,25 @@ test: setup lint
 	$(VENV)/bin/pytest
 
 pr: test synth
+
+## local: start the local PostgreSQL + PgBouncer + Redis cluster (.local/, fixed ports) and apply the schema
+local: setup
+	$(PY) -m scripts.local_env up
+
+## local-down: stop the local environment (data kept); local-reset: stop and wipe it
+local-down: $(STAMPS)/python
+	$(PY) -m scripts.local_env down
+
+local-reset: $(STAMPS)/python
+	$(PY) -m scripts.local_env reset
+
+## seed: sample tenants/emails/tags/attachments into the local environment (SEED_ARGS="--tenants 5 --emails 20000")
+seed: local
+	$(PY) -m scripts.local_env seed $(SEED_ARGS)
+
+## bench: benchmark against the local environment -> docs/benchmarks.md + .json (QUICK=1: < 60 s smoke)
+bench: local
+	$(PY) -m scripts.bench $(if $(QUICK),--quick) --out docs
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

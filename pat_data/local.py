@@ -12,6 +12,7 @@ import os
 import pwd
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -53,6 +54,26 @@ def _ensure_traversable(path: Path) -> None:
         info = parent.stat()
         if info.st_uid == 0 and not info.st_mode & 0o001:
             parent.chmod(info.st_mode | 0o001)
+
+
+def _pid_alive(pidfile: Path) -> int | None:
+    """The pid in `pidfile` if that process is alive (servers of `make local` are stopped by pid)."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def _stop_pid(pidfile: Path, timeout: float = 10) -> None:
+    pid = _pid_alive(pidfile)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pidfile) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _own(path: Path) -> None:
@@ -100,7 +121,12 @@ class LocalPostgres:
         auth = f"{user}:{secret}" if secret else user
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}?sslmode=disable"
 
+    def is_running(self) -> bool:
+        return _pid_alive(self.data_dir / "postmaster.pid") is not None
+
     def start(self) -> LocalPostgres:
+        if self.is_running():
+            return self
         _require(PG_BIN / "initdb", "postgresql-15")
         self.root.mkdir(parents=True, exist_ok=True)
         _ensure_traversable(self.root)
@@ -153,7 +179,12 @@ class LocalPgBouncer:
     def dsn(self, user: str, dbname: str = "postgres") -> str:
         return f"postgresql://{user}:{self.users[user]}@127.0.0.1:{self.port}/{dbname}?sslmode=disable"
 
+    def is_running(self) -> bool:
+        return _pid_alive(self.root / "pgbouncer.pid") is not None
+
     def start(self) -> LocalPgBouncer:
+        if self.is_running():
+            return self
         _require(PGBOUNCER_BIN, "pgbouncer")
         self.root.mkdir(parents=True, exist_ok=True)
         _ensure_traversable(self.root)
@@ -188,6 +219,7 @@ class LocalPgBouncer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        _stop_pid(self.root / "pgbouncer.pid")
 
 
 @contextlib.contextmanager
@@ -266,27 +298,29 @@ class LocalRedisCluster:
     masters: int = 3
     password: str = "local-cache-password"
     ports: list[int] = field(default_factory=list)
+    maxmemory_mb: int = 64
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> LocalRedisCluster:
         _require(REDIS_SERVER_BIN, "redis-server")
         _require(REDIS_CLI_BIN, "redis-tools")
         self.root.mkdir(parents=True, exist_ok=True)
-        self.ports = []
-        while len(self.ports) < self.masters:
+        while len(self.ports) < self.masters:  # fixed ports (make local) or free ones (tests)
             port = free_cluster_port()
             if port not in self.ports:
                 self.ports.append(port)
         for port in self.ports:
             node = self.root / f"node-{port}"
             node.mkdir(exist_ok=True)
+            if _pid_alive(node / "redis.pid") is not None:
+                continue
             (node / "redis.conf").write_text(
                 f"port {port}\nbind 127.0.0.1\nprotected-mode yes\ndir {node}\nlogfile {node / 'redis.log'}\n"
                 "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000\n"
                 # A cache: no persistence, like the cache layer expects (PostgreSQL is the source of truth).
                 'appendonly no\nsave ""\n'
                 f"requirepass {self.password}\nmasterauth {self.password}\n"
-                "maxmemory 64mb\nmaxmemory-policy allkeys-lru\n"
+                f"maxmemory {self.maxmemory_mb}mb\nmaxmemory-policy allkeys-lru\npidfile {node / 'redis.pid'}\n"
             )
             self.processes.append(
                 subprocess.Popen(
@@ -297,6 +331,9 @@ class LocalRedisCluster:
             )
         for port in self.ports:
             _wait_for_port(port, 15, self.root / f"node-{port}" / "redis.log")
+        if all(self.cluster_info(port).get("cluster_known_nodes") == str(self.masters) for port in self.ports):
+            self.wait_until_ok()  # a restarted cluster (make local again) keeps its nodes.conf
+            return self
         create = subprocess.run(
             [str(REDIS_CLI_BIN), "--no-auth-warning", "-a", self.password, "--cluster", "create",
              *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
@@ -331,7 +368,8 @@ class LocalRedisCluster:
         process.wait(timeout=10)
         return self.ports[index]
 
-    def stop(self) -> None:
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop every node (our children, or by pidfile for `make local-down`); `remove` deletes the data too."""
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -339,4 +377,7 @@ class LocalRedisCluster:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        shutil.rmtree(self.root, ignore_errors=True)
+        for pidfile in self.root.glob("node-*/redis.pid"):
+            _stop_pid(pidfile)
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
