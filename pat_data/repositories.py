@@ -189,7 +189,10 @@ class EmailRepository:
             def attempt() -> dict[str, Any] | None:
                 with self.db.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cursor:
                     cursor.execute(
-                        f"SELECT {SUMMARY}, text_body FROM pat.emails WHERE id = %s AND deleted_at IS NULL",  # noqa: S608
+                        # The explicit tenant condition lets the primary key (tenant_id, id, received_at) find the
+                        # row; RLS alone adds it as a security-barrier filter the index cannot use.
+                        f"SELECT {SUMMARY}, text_body FROM pat.emails "  # noqa: S608
+                        "WHERE tenant_id = pat.current_tenant_id() AND id = %s AND deleted_at IS NULL",
                         (email_id,),
                     )
                     return cursor.fetchone()
