@@ -422,6 +422,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Hit rate on a Zipf(1.1) workload after a warming pass: **{report['cache_hit_rate']:.1%}**. "
         f"`redis-benchmark` GET on the same cluster (the latency ceiling): {report['redis_benchmark_get']}.",
         "",
+        "Where the time goes for every MISS, with the experiments behind it: "
+        "[docs/benchmark-analysis.md](benchmark-analysis.md).",
+        "",
     ]
     return "\n".join(lines)
 
