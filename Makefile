@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 # Never pick up a developer's credentials or a lookup by accident during synth/test.
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench
+.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -76,6 +76,10 @@ test: setup lint
 	$(VENV)/bin/pytest
 
 pr: test synth
+
+## pin-stateful: re-pin the logical IDs of stateful resources (stateful-manifest.json) after a deliberate change
+pin-stateful: $(STAMPS)/python
+	$(PY) -m scripts.stateful_manifest
 
 ## local: start the local PostgreSQL + PgBouncer + Redis cluster (.local/, fixed ports) and apply the schema
 local: setup
