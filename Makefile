@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 # Never pick up a developer's credentials or a lookup by accident during synth/test.
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful
+.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful replacements
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -80,6 +80,11 @@ pr: test synth
 ## pin-stateful: re-pin the logical IDs of stateful resources (stateful-manifest.json) after a deliberate change
 pin-stateful: $(STAMPS)/python
 	$(PY) -m scripts.stateful_manifest
+
+## replacements: list resources a deploy would replace or delete vs BASE (default origin/main); exit 1 if stateful
+BASE ?= origin/main
+replacements: setup
+	$(PY) -m scripts.replacements --base $(BASE)
 
 ## local: start the local PostgreSQL + PgBouncer + Redis cluster (.local/, fixed ports) and apply the schema
 local: setup
