@@ -11,7 +11,7 @@ def template(**resources: Any) -> dict[str, Any]:
     return {"Resources": resources}
 
 
-BUCKET = {
+BUCKET: dict[str, Any] = {
     "Type": "AWS::S3::Bucket",
     "Properties": {"BucketName": "pat-prod-attachments", "VersioningConfiguration": {}},
 }
