@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 # Never pick up a developer's credentials or a lookup by accident during synth/test.
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful replacements
+.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful replacements cost
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -85,6 +85,10 @@ pin-stateful: $(STAMPS)/python
 BASE ?= origin/main
 replacements: setup
 	$(PY) -m scripts.replacements --base $(BASE)
+
+## cost: monthly estimate per environment from config + scripts/prices-eu-west-1.json (assumptions printed)
+cost: $(STAMPS)/python
+	$(PY) -m scripts.cost
 
 ## local: start the local PostgreSQL + PgBouncer + Redis cluster (.local/, fixed ports) and apply the schema
 local: setup
