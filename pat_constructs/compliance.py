@@ -6,7 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, App, Validations
-from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks, PCIDSS321Checks
+from cdk_nag import (
+    AwsSolutionsChecks,
+    HIPAASecurityChecks,
+    NagPack,
+    NIST80053R5Checks,
+    PCIDSS321Checks,
+    ServerlessChecks,
+)
 from constructs import IConstruct
 
 MIN_REASON_WORDS = 12
@@ -15,7 +22,13 @@ PACK_PREFIXES = ("AwsSolutions-", "HIPAA.Security-", "NIST.800.53.R5-", "PCI.DSS
 
 def compliance_packs(app: App) -> list[NagPack]:
     """The packs every environment must pass; synth fails on any unacknowledged error or warning they report."""
-    return [AwsSolutionsChecks(app), HIPAASecurityChecks(app), NIST80053R5Checks(app), PCIDSS321Checks(app)]
+    return [
+        AwsSolutionsChecks(app),
+        HIPAASecurityChecks(app),
+        NIST80053R5Checks(app),
+        PCIDSS321Checks(app),
+        ServerlessChecks(app),
+    ]
 
 
 def register_compliance_packs(app: App) -> None:

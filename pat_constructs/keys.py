@@ -108,6 +108,16 @@ def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: 
                 },
             )
         )
+        # SNS moves undeliverable pages into the encrypted dead-letter queue.
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="SnsToEncryptedDeadLetterQueue",
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
         # CloudWatch alarms publish to the on-call topic, which this key encrypts.
         policy.add_statements(
             iam.PolicyStatement(

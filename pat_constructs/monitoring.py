@@ -19,7 +19,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from pat_constructs.compliance import acknowledge
 
 RUNBOOK = "docs/runbooks.md"
 Comparison = cloudwatch.ComparisonOperator
@@ -66,10 +69,30 @@ class OnCallTopic(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
+        # Pages SNS could not deliver (bounced email, pager endpoint down) are kept for 14 days, not dropped.
+        self.undelivered = sqs.Queue(
+            self,
+            "Undelivered",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        for finding in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
+            acknowledge(
+                self.undelivered,
+                finding,
+                "This queue is itself the dead-letter queue of the on-call subscriptions; nothing consumes it "
+                "automatically, messages stay 14 days for review, so a further dead-letter queue adds nothing.",
+            )
         for email in emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            self.topic.add_subscription(subscriptions.EmailSubscription(email, dead_letter_queue=self.undelivered))
         for url in https_endpoints:
-            self.topic.add_subscription(subscriptions.UrlSubscription(url, protocol=sns.SubscriptionProtocol.HTTPS))
+            self.topic.add_subscription(
+                subscriptions.UrlSubscription(
+                    url, protocol=sns.SubscriptionProtocol.HTTPS, dead_letter_queue=self.undelivered
+                )
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

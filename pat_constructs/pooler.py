@@ -476,6 +476,8 @@ class PgBouncerRotationHook(Construct):
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
                 ),
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]),
+                # Active tracing (X-Ray): these calls have no resource-level permissions.
+                iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]),
                 iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
                 iam.PolicyStatement(
                     actions=[
@@ -492,8 +494,14 @@ class PgBouncerRotationHook(Construct):
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "Lambda's VPC networking needs EC2 network-interface actions that have no resource-level permissions; "
-            "the role is assumable only by Lambda and every other statement is scoped to one resource ARN.",
+            "Lambda's VPC networking and X-Ray tracing need actions without resource-level permissions; the role "
+            "is assumable only by Lambda and every other statement is scoped to one resource ARN.",
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "Serverless-SQSRedrivePolicy",
+            "This queue is itself the dead-letter queue of the rotation hook; nothing consumes it automatically, "
+            "messages stay 14 days for on-call, so a further dead-letter queue adds nothing.",
         )
         self.function = lambda_.Function(
             self,
@@ -504,6 +512,8 @@ class PgBouncerRotationHook(Construct):
             role=role.without_policy_updates(),
             log_group=log_group,
             timeout=Duration.seconds(30),
+            memory_size=256,
+            tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=1,
             dead_letter_queue=self.dead_letter_queue,
             vpc=vpc,
@@ -525,5 +535,6 @@ class PgBouncerRotationHook(Construct):
                     "additionalEventData": {"SecretId": [secret.secret_arn for secret in secrets]},
                 },
             ),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=4)],
+            # Events EventBridge could not deliver land in the same dead-letter queue as failed invocations.
+            targets=[targets.LambdaFunction(self.function, retry_attempts=4, dead_letter_queue=self.dead_letter_queue)],
         )
