@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 # Never pick up a developer's credentials or a lookup by accident during synth/test.
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful replacements cost
+.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful replacements cost security
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -41,6 +41,13 @@ $(STAMPS)/debian: | $(STAMPS)
 	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
+	@touch $@
+
+# checkov pins an old boto3: it gets a virtualenv of its own.
+CHECKOV_VERSION := 3.3.30
+$(STAMPS)/checkov: | $(STAMPS)
+	@test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/debian
@@ -74,8 +81,13 @@ format: $(STAMPS)/python
 ## test: lint, types, template/nag/cfn-lint tests and the rest of the suite
 test: setup lint
 	$(VENV)/bin/pytest
+	$(MAKE) security
 
 pr: test synth
+
+## security: checkov over the synthesized templates (skips only via pat_constructs/checkov.py, with reasons)
+security: synth $(STAMPS)/checkov
+	.venv-checkov/bin/checkov -d cdk.out --framework cloudformation --skip-download --quiet --compact
 
 ## pin-stateful: re-pin the logical IDs of stateful resources (stateful-manifest.json) after a deliberate change
 pin-stateful: $(STAMPS)/python

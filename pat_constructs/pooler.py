@@ -520,6 +520,7 @@ class PgBouncerRotationHook(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[security_group],
             environment={"CLUSTER": service.cluster.cluster_name, "SERVICE": service.service_name},
+            environment_encryption=logs_key,
             description="Redeploy PgBouncer after a login role's password rotated",
         )
         self.function.node.add_dependency(policy)

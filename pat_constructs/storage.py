@@ -20,6 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from pat_constructs.checkov import CDN_FACTS
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import STORAGE, STORAGE_REPLICA, data_key
 
@@ -287,6 +288,8 @@ class AttachmentStorage(Construct):
         self._acknowledge_distribution(
             distribution, has_certificate=certificate_arn is not None, has_waf=bool(web_acl_arn)
         )
+        # Read by the checkov skip rules (pat_constructs/checkov.py), which cannot resolve the lazy config early.
+        distribution.node.add_metadata(CDN_FACTS, {"web_acl": bool(web_acl_arn), "certificate": bool(certificate_arn)})
         # The bucket and key policies are written in this construct (they must name the distribution's ARN).
         Annotations.of(distribution).acknowledge_warning(
             "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Aspects, Environment, Stack
 from constructs import Construct
 
+from pat_constructs.checkov import CheckovSkipRule
 from pat_constructs.removal_policy import DataProtection, RemovalPolicyRule
 from pat_constructs.tagging import apply_tags
 from stacks.config import EnvironmentConfig, availability_zone_context
@@ -49,3 +50,4 @@ class PatStack(Stack):
         )
         protection = DataProtection.for_env(retain_data=config.retain_data, allow_destroy=config.allow_destroy)
         Aspects.of(self).add(RemovalPolicyRule(protection))
+        Aspects.of(self).add(CheckovSkipRule())
