@@ -19,10 +19,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
+from pat_constructs.queues import failure_queue
 
 RUNBOOK = "docs/runbooks.md"
 Comparison = cloudwatch.ComparisonOperator
@@ -70,14 +70,7 @@ class OnCallTopic(Construct):
             )
         )
         # Pages SNS could not deliver (bounced email, pager endpoint down) are kept for 14 days, not dropped.
-        self.undelivered = sqs.Queue(
-            self,
-            "Undelivered",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.undelivered = failure_queue(self, "Undelivered", encryption_key=encryption_key)
         for finding in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
             acknowledge(
                 self.undelivered,

@@ -19,12 +19,12 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import Alarms, AlarmSpec
+from pat_constructs.queues import failure_queue
 
 POOLER_PORT = 5432
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
@@ -455,14 +455,7 @@ class PgBouncerRotationHook(Construct):
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
         # Failed invocations (after EventBridge's retries) are kept for 14 days for the on-call to replay.
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=logs_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.dead_letter_queue = failure_queue(self, "DeadLetterQueue", encryption_key=logs_key)
         security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="PgBouncer rotation hook: HTTPS out to the ECS API"
         )

@@ -30,6 +30,7 @@ from constructs import Construct, IConstruct
 from pat_constructs.bundling import content_hash, python_code
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
+from pat_constructs.queues import failure_queue
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER = "lambdas.schema_migrator.handler.handler"
@@ -92,14 +93,7 @@ class SchemaMigrator(Construct):
         }
         log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
         # Async failures (the daily run, after Lambda's own retries) land here for on-call, 14 days.
-        self.failure_queue = sqs.Queue(
-            self,
-            "FailureQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=logs_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.failure_queue = failure_queue(self, "FailureQueue", encryption_key=logs_key)
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         policy = iam.ManagedPolicy(
             self,

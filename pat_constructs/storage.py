@@ -17,6 +17,7 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -78,6 +79,36 @@ class Lifecycle:
                 expired_object_delete_marker=True,
             ),
         ]
+
+
+def data_bucket(
+    scope: Construct,
+    *,
+    bucket_name: str,
+    key: kms.IKey,
+    lifecycle: Lifecycle,
+    logs: s3.IBucket,
+    server_access_logs_prefix: str,
+    cors: list[s3.CorsRule] | None = None,
+) -> s3.Bucket:
+    """Attachment data (primary or replica): own CMK with bucket key, private, TLS 1.2+, versioned, logged."""
+    return s3.Bucket(
+        scope,
+        "Bucket",
+        bucket_name=bucket_name,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        lifecycle_rules=lifecycle.rules(),
+        server_access_logs_bucket=logs,
+        server_access_logs_prefix=server_access_logs_prefix,
+        cors=cors,
+    )
 
 
 class AccessLogBucket(Construct):
@@ -149,20 +180,12 @@ class AttachmentStorage(Construct):
             self, "AccessLogs", retention_days=access_log_retention_days, acls_for_cloudfront=True
         )
         self.bucket_name = attachment_bucket_name(env_name, Aws.REGION)
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
-            "Bucket",
             bucket_name=self.bucket_name,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=lifecycle.rules(),
-            server_access_logs_bucket=self.logs.bucket,
+            key=self.key,
+            lifecycle=lifecycle,
+            logs=self.logs.bucket,
             server_access_logs_prefix="s3-access/attachments/",
             # Browsers upload with presigned PUT/POST URLs from these origins only; downloads go through CloudFront.
             cors=[
@@ -413,20 +436,12 @@ class ReplicaStorage(Construct):
         self.logs = AccessLogBucket(
             self, "AccessLogs", retention_days=access_log_retention_days, acls_for_cloudfront=False
         )
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
-            "Bucket",
             bucket_name=replica_bucket_name(env_name, Aws.REGION),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=lifecycle.rules(),
-            server_access_logs_bucket=self.logs.bucket,
+            key=self.key,
+            lifecycle=lifecycle,
+            logs=self.logs.bucket,
             server_access_logs_prefix="s3-access/attachments-replica/",
         )
         for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
