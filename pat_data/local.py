@@ -302,6 +302,14 @@ class LocalRedisCluster:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> LocalRedisCluster:
+        """Start (or join) the nodes and form the cluster; a failure stops what was started (no stray servers)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop(remove=False)
+            raise
+
+    def _start(self) -> LocalRedisCluster:
         _require(REDIS_SERVER_BIN, "redis-server")
         _require(REDIS_CLI_BIN, "redis-tools")
         self.root.mkdir(parents=True, exist_ok=True)
