@@ -24,6 +24,14 @@ BACKUP_REPLICA = DataClass(
 )
 
 
+BACKUP_ROLE_POLICIES = (
+    "AWSBackupServiceRolePolicyForBackup",
+    "AWSBackupServiceRolePolicyForRestores",
+    "AWSBackupServiceRolePolicyForS3Backup",
+    "AWSBackupServiceRolePolicyForS3Restore",
+)
+
+
 def vault_name(env_name: str) -> str:
     return f"pat-{env_name}"
 
@@ -82,38 +90,24 @@ class DataBackup(Construct):
                     destination_backup_vault=destination, delete_after=Duration.days(copy_retention_days)
                 )
             )
+        # (name, schedule, completion window, retention): weekly and monthly only where config keeps them.
+        schedules = (
+            ("daily", events.Schedule.cron(minute="0", hour="1"), 6, daily_retention_days),
+            ("weekly", events.Schedule.cron(minute="0", hour="2", week_day="SUN"), 8, weekly_retention_days),
+            ("monthly", events.Schedule.cron(minute="0", hour="3", day="1"), 12, monthly_retention_days),
+        )
         rules = [
             backup.BackupPlanRule(
-                rule_name="daily",
-                schedule_expression=events.Schedule.cron(minute="0", hour="1"),
+                rule_name=name,
+                schedule_expression=schedule,
                 start_window=Duration.hours(1),
-                completion_window=Duration.hours(6),
-                delete_after=Duration.days(daily_retention_days),
+                completion_window=Duration.hours(completion_hours),
+                delete_after=Duration.days(retention),
                 copy_actions=copy_to,
             )
+            for name, schedule, completion_hours, retention in schedules
+            if retention
         ]
-        if weekly_retention_days:
-            rules.append(
-                backup.BackupPlanRule(
-                    rule_name="weekly",
-                    schedule_expression=events.Schedule.cron(minute="0", hour="2", week_day="SUN"),
-                    start_window=Duration.hours(1),
-                    completion_window=Duration.hours(8),
-                    delete_after=Duration.days(weekly_retention_days),
-                    copy_actions=copy_to,
-                )
-            )
-        if monthly_retention_days:
-            rules.append(
-                backup.BackupPlanRule(
-                    rule_name="monthly",
-                    schedule_expression=events.Schedule.cron(minute="0", hour="3", day="1"),
-                    start_window=Duration.hours(1),
-                    completion_window=Duration.hours(12),
-                    delete_after=Duration.days(monthly_retention_days),
-                    copy_actions=copy_to,
-                )
-            )
         self.plan = backup.BackupPlan(
             self, "Plan", backup_plan_name=f"pat-{env_name}", backup_vault=self.vault, backup_plan_rules=rules
         )
@@ -122,21 +116,10 @@ class DataBackup(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("backup.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(f"service-role/{name}")
-                for name in (
-                    "AWSBackupServiceRolePolicyForBackup",
-                    "AWSBackupServiceRolePolicyForRestores",
-                    "AWSBackupServiceRolePolicyForS3Backup",
-                    "AWSBackupServiceRolePolicyForS3Restore",
-                )
+                iam.ManagedPolicy.from_aws_managed_policy_name(f"service-role/{name}") for name in BACKUP_ROLE_POLICIES
             ],
         )
-        for name in (
-            "AWSBackupServiceRolePolicyForBackup",
-            "AWSBackupServiceRolePolicyForRestores",
-            "AWSBackupServiceRolePolicyForS3Backup",
-            "AWSBackupServiceRolePolicyForS3Restore",
-        ):
+        for name in BACKUP_ROLE_POLICIES:
             acknowledge(
                 role,
                 f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{name}]",

@@ -12,16 +12,10 @@ import jsii
 from aws_cdk import CfnResource, IAspect, Stack
 from constructs import IConstruct
 
+from pat_constructs.lambda_permissions import ENI_ACTIONS, XRAY_ACTIONS
+
 CDN_FACTS = "pat:cdn"
-NO_RESOURCE_LEVEL_ACTIONS = {
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-}
+NO_RESOURCE_LEVEL_ACTIONS = {*ENI_ACTIONS, *XRAY_ACTIONS}
 
 
 def _resolved(resource: CfnResource, attribute: str) -> Any:

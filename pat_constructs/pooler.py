@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
+from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_statement, xray_statement
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import Alarms, AlarmSpec
 from pat_constructs.queues import failure_queue
@@ -469,27 +470,12 @@ class PgBouncerRotationHook(Construct):
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
                 ),
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]),
-                # Active tracing (X-Ray): these calls have no resource-level permissions.
-                iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]),
+                xray_statement(),
                 iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:AssignPrivateIpAddresses",
-                        "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    resources=["*"],
-                ),
+                eni_statement(),
             ],
         )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Lambda's VPC networking and X-Ray tracing need actions without resource-level permissions; the role "
-            "is assumable only by Lambda and every other statement is scoped to one resource ARN.",
-        )
+        acknowledge_unscoped_actions(policy)
         acknowledge(
             self.dead_letter_queue,
             "Serverless-SQSRedrivePolicy",

@@ -29,6 +29,7 @@ from constructs import Construct, IConstruct
 
 from pat_constructs.bundling import content_hash, python_code
 from pat_constructs.compliance import acknowledge
+from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_statement, xray_statement
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.queues import failure_queue
 
@@ -50,13 +51,6 @@ ENGINE_FILES = (
 )
 # 03:17 UTC: away from the top of the hour, when scheduled jobs (and deploys) cluster.
 DEFAULT_SCHEDULE = events.Schedule.cron(minute="17", hour="3")
-ENI_ACTIONS = [
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-]
 
 
 def migrator_function_name(env_name: str) -> str:
@@ -109,18 +103,12 @@ class SchemaMigrator(Construct):
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
                 ),
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]),
-                # Active tracing (X-Ray): these calls have no resource-level permissions.
-                iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]),
+                xray_statement(),
                 iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
-                iam.PolicyStatement(actions=ENI_ACTIONS, resources=["*"]),
+                eni_statement(),
             ],
         )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Lambda's VPC networking and X-Ray tracing need actions without resource-level permissions; the role "
-            "is assumable only by Lambda and every other statement is scoped to one resource ARN.",
-        )
+        acknowledge_unscoped_actions(policy)
         code, self.bundle_hash = python_code(
             root=project_root,
             requirements=project_root / "lambdas" / "schema_migrator" / "requirements.txt",
@@ -202,7 +190,7 @@ class SchemaMigrator(Construct):
                 iam.PolicyStatement(
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[provider_log_group.log_group_arn]
                 ),
-                iam.PolicyStatement(actions=ENI_ACTIONS, resources=["*"]),
+                eni_statement(),
             ],
         )
         acknowledge(

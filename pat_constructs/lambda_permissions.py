@@ -1,0 +1,37 @@
+"""The IAM actions every VPC Lambda here needs that have no resource-level permissions (ENIs, X-Ray), in one place:
+the policies use them, the acknowledgment explains them, and the checkov rule recognises exactly them."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+from pat_constructs.compliance import acknowledge
+
+ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+def eni_statement() -> iam.PolicyStatement:
+    """Lambda's VPC networking."""
+    return iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"])
+
+
+def xray_statement() -> iam.PolicyStatement:
+    """Active tracing."""
+    return iam.PolicyStatement(actions=list(XRAY_ACTIONS), resources=["*"])
+
+
+def acknowledge_unscoped_actions(policy: IConstruct) -> None:
+    acknowledge(
+        policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Lambda's VPC networking and X-Ray tracing need actions without resource-level permissions; the role "
+        "is assumable only by Lambda and every other statement is scoped to one resource ARN.",
+    )
