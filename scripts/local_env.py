@@ -1,6 +1,6 @@
 """The local environment (`make local`, `make local-down`, `make local-reset`, `make seed`).
 
-The same private PostgreSQL 15 + PgBouncer (transaction mode) + 3-master Redis cluster the tests use, but
+The same private PostgreSQL 17.9 + PgBouncer (transaction mode) + 3-master Redis cluster the tests use, but
 persistent under `.local/` on fixed ports, with the schema applied through the same code path as the migrator
 Lambda (`pat_data.schema_deploy.deploy_schema`: migrate, maintain partitions, set login passwords). Re-running is
 idempotent. `.local/env.sh` exports what `patops --env local` and the benchmark read.

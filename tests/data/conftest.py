@@ -1,12 +1,15 @@
-"""A private PostgreSQL 15 + PgBouncer (transaction mode) for the data tests, started once per session.
+"""A private PostgreSQL (Aurora's version) + PgBouncer (transaction mode) for the data tests, started once per session.
 
-Databases for the schema tests are created per test (or per module) owned by `pat_owner`, a non-superuser role
-that may create roles: what Aurora's master user is.
+The session starts the way a deploy does: `pat_owner`, made like Aurora's master user (a non-superuser that may
+create roles and databases), owns database `pat`, and `deploy_schema` migrates it, which creates the login roles
+(`pat_app`, `pat_readonly`, V001) and sets their passwords as SCRAM verifiers. Databases for the schema tests are
+created per test (or per module), owned by `pat_owner`; the roles are cluster-wide, so they already exist there.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from pat_data.local import (
 )
 from pat_data.migrations import Migrator
 from pat_data.partitions import PartitionMaintainer, load_config
+from pat_data.schema_deploy import deploy_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "schema" / "migrations"
@@ -35,8 +39,16 @@ _names = itertools.count(1)
 @pytest.fixture(scope="session")
 def data_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPostgres, LocalPgBouncer]]:
     root = tmp_path_factory.mktemp("data-tier")
-    with postgres_with_pgbouncer(root, APP_USERS) as servers:
-        yield servers
+    with postgres_with_pgbouncer(root, APP_USERS) as (postgres, bouncer):
+        deploy_schema(
+            target_from_dsn(create_owner_database(postgres)),
+            migrations_dir=MIGRATIONS,
+            partitions_file=PARTITIONS,
+            env="dev",
+            logins=APP_USERS,
+            deadline=time.monotonic() + 60,
+        )
+        yield postgres, bouncer
 
 
 @pytest.fixture(scope="session")
