@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "schema" / "migrations"
 PARTITIONS = ROOT / "schema" / "partitions.toml"
 APP_USERS = {"pat_app": "local-app-password", "pat_readonly": "local-readonly-password"}
+OWNER, OWNER_PASSWORD = "pat_owner", "local-owner-password"  # the cluster's master user and its secret's password
 _names = itertools.count(1)
 
 
@@ -41,7 +42,7 @@ def data_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalP
     root = tmp_path_factory.mktemp("data-tier")
     with postgres_with_pgbouncer(root, APP_USERS) as (postgres, bouncer):
         deploy_schema(
-            target_from_dsn(create_owner_database(postgres)),
+            target_from_dsn(create_owner_database(postgres, owner=OWNER, password=OWNER_PASSWORD)),
             migrations_dir=MIGRATIONS,
             partitions_file=PARTITIONS,
             env="dev",
@@ -57,7 +58,8 @@ def new_database(data_tier: tuple[LocalPostgres, LocalPgBouncer]) -> Callable[[]
     postgres, _ = data_tier
 
     def create() -> Target:
-        return target_from_dsn(create_owner_database(postgres, dbname=f"pat_test_{next(_names)}"))
+        dbname = f"pat_test_{next(_names)}"
+        return target_from_dsn(create_owner_database(postgres, owner=OWNER, password=OWNER_PASSWORD, dbname=dbname))
 
     return create
 
