@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from pat_data.cache import CacheSettings, cluster_client, settings_from_secret
 from pat_data.cache_auth import CacheAuthRotation
 from pat_data.connect import connect, target_from_dsn, target_from_secret, target_from_secrets_manager
-from pat_data.operations import CheckFailedError, OpsError, Plan, aws, cache, db
+from pat_data.operations import CheckFailedError, OpsError, Plan, all_pages, aws, cache, db
 from pat_data.operations.common import Discovery
 from pat_data.schema_deploy import run_operation
 
@@ -149,7 +149,9 @@ def cmd_status(ctx: Context) -> dict[str, Any]:
 
 def cache_group(ctx: Context) -> dict[str, Any]:
     group_id = ctx.discovery.get("cache/replication-group-id")
-    (group,) = ctx.client("elasticache").describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"]
+    (group,) = all_pages(
+        ctx.client("elasticache"), "describe_replication_groups", "ReplicationGroups", ReplicationGroupId=group_id
+    )
     return {
         "group": group_id,
         "status": group["Status"],
@@ -161,16 +163,24 @@ def cache_group(ctx: Context) -> dict[str, Any]:
 
 
 def firing_alarms(ctx: Context) -> list[dict[str, Any]]:
-    response = ctx.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"pat-{ctx.env}-", StateValue="ALARM")
+    alarms = all_pages(
+        ctx.client("cloudwatch"),
+        "describe_alarms",
+        "MetricAlarms",
+        AlarmNamePrefix=f"pat-{ctx.env}-",
+        StateValue="ALARM",
+    )
     return [
         {"alarm": a["AlarmName"], "since": str(a.get("StateUpdatedTimestamp")), "runbook": a.get("AlarmDescription")}
-        for a in response.get("MetricAlarms", [])
+        for a in alarms
     ]
 
 
 def latest_backup(ctx: Context) -> dict[str, Any]:
     vault = ctx.discovery.get("ops/backup-vault-name")
-    points = ctx.client("backup").list_recovery_points_by_backup_vault(BackupVaultName=vault).get("RecoveryPoints", [])
+    points = all_pages(
+        ctx.client("backup"), "list_recovery_points_by_backup_vault", "RecoveryPoints", BackupVaultName=vault
+    )
     done = [p for p in points if p.get("Status") == "COMPLETED"]
     if not done:
         return {"vault": vault, "latest": None}

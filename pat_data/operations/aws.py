@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pat_data.operations.common import CheckFailedError, OpsError, Plan, wait_until
+from pat_data.operations.common import CheckFailedError, OpsError, Plan, all_pages, wait_until
 
 Progress = Callable[[str], None]
 
 
 def proxy_targets(rds: Any, proxy_name: str) -> list[dict[str, Any]]:
-    targets = rds.describe_db_proxy_targets(DBProxyName=proxy_name)["Targets"]
+    targets = all_pages(rds, "describe_db_proxy_targets", "Targets", DBProxyName=proxy_name)
     return [
         {
             "target": t.get("RdsResourceId"),
@@ -122,7 +122,7 @@ def verify_backups(
     now = now or datetime.now(UTC)
     results = []
     for arn in resource_arns:
-        points = backup.list_recovery_points_by_resource(ResourceArn=arn).get("RecoveryPoints", [])
+        points = all_pages(backup, "list_recovery_points_by_resource", "RecoveryPoints", ResourceArn=arn)
         done = [p for p in points if p.get("Status") == "COMPLETED"]
         newest = max((p["CreationDate"] for p in done), default=None)
         age = (now - newest) if newest else None
@@ -134,7 +134,7 @@ def verify_backups(
                 "ok": age is not None and age <= timedelta(hours=max_age_hours),
             }
         )
-    plans = backup.list_restore_testing_plans().get("RestoreTestingPlans", [])
+    plans = all_pages(backup, "list_restore_testing_plans", "RestoreTestingPlans")
     report = {
         "max_age_hours": max_age_hours,
         "resources": results,

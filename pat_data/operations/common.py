@@ -20,6 +20,11 @@ class CheckFailedError(RuntimeError):
         self.report = report
 
 
+def all_pages(client: Any, operation: str, key: str, **parameters: Any) -> list[Any]:
+    """Every item of a list/describe call that can return pages: its first page alone silently drops the rest."""
+    return [item for page in client.get_paginator(operation).paginate(**parameters) for item in page.get(key, [])]
+
+
 @dataclass
 class Plan:
     """What a mutation will do (dry run) or did (`applied`)."""

@@ -9,14 +9,14 @@ from typing import Any
 import psycopg
 
 from pat_data.connect import Target, connect
-from pat_data.operations.common import OpsError, Plan, wait_until
+from pat_data.operations.common import OpsError, Plan, all_pages, wait_until
 
 Progress = Callable[[str], None]
 
 
 def describe(rds: Any, cluster_id: str) -> dict[str, Any]:
     try:
-        (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"]
+        (cluster,) = all_pages(rds, "describe_db_clusters", "DBClusters", DBClusterIdentifier=cluster_id)
     except rds.exceptions.DBClusterNotFoundFault as exc:
         raise OpsError(f"cluster {cluster_id} not found: check --env, --profile and --region") from exc
     return dict(cluster)
@@ -26,7 +26,9 @@ def status(rds: Any, cluster_id: str) -> dict[str, Any]:
     cluster = describe(rds, cluster_id)
     instances = []
     for member in cluster.get("DBClusterMembers", []):
-        (instance,) = rds.describe_db_instances(DBInstanceIdentifier=member["DBInstanceIdentifier"])["DBInstances"]
+        (instance,) = all_pages(
+            rds, "describe_db_instances", "DBInstances", DBInstanceIdentifier=member["DBInstanceIdentifier"]
+        )
         instances.append(
             {
                 "id": member["DBInstanceIdentifier"],
@@ -164,7 +166,7 @@ def restore_to_time(
     if (earliest and to_time < earliest) or (latest and to_time > latest):
         raise OpsError(f"--to-time {to_time.isoformat()} is outside the restorable window {earliest} .. {latest}")
     try:
-        rds.describe_db_clusters(DBClusterIdentifier=new_cluster_id)
+        all_pages(rds, "describe_db_clusters", "DBClusters", DBClusterIdentifier=new_cluster_id)
         raise OpsError(f"--new-cluster {new_cluster_id} already exists: choose another name")
     except rds.exceptions.DBClusterNotFoundFault:
         pass
@@ -204,7 +206,7 @@ def restore_to_time(
 
     def ready() -> tuple[bool, str]:
         cluster = describe(rds, new_cluster_id)
-        (instance,) = rds.describe_db_instances(DBInstanceIdentifier=writer)["DBInstances"]
+        (instance,) = all_pages(rds, "describe_db_instances", "DBInstances", DBInstanceIdentifier=writer)
         state = f"cluster {cluster['Status']}, writer {instance['DBInstanceStatus']}"
         return cluster["Status"] == "available" and instance["DBInstanceStatus"] == "available", state
 
