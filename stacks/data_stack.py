@@ -6,14 +6,19 @@ them: flipping the pooler between RDS Proxy and PgBouncer never edits the databa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pat_constructs.aurora import AuroraCluster, ReaderSpec
 from pat_constructs.discovery import Discovery
+from pat_constructs.monitoring import topic_arn
 from pat_constructs.pooler import POOLER_PORT
+from pat_constructs.rotation_monitor import RotationMonitor
 from pat_constructs.secrets import generated_secret, rotate_postgres_single_user
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
@@ -104,6 +109,19 @@ class DataStack(PatStack):
                 rotate_immediately=False,
             )
             self.user_secrets[key] = attached
+
+        # A failed or stalled rotation pages on-call (the topic is the Ops stack's, by its fixed ARN).
+        self.rotation_monitor = RotationMonitor(
+            self,
+            "RotationMonitor",
+            env_name=config.name,
+            secrets={"owner": self.aurora.owner_secret, **self.user_secrets},
+            rotation_days=db.secret_rotation_days,
+            alarm_topic=sns.Topic.from_topic_arn(self, "OnCallTopic", topic_arn(config.name)),
+            logs_key=logs_key,
+            log_retention_days=config.log_retention_days,
+            project_root=Path(__file__).resolve().parents[1],
+        )
 
         self.discovery = Discovery(
             self,

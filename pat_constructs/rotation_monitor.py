@@ -1,0 +1,254 @@
+"""Pages when a rotated database secret stops rotating: a stale-age alarm per secret and a RotationFailed rule.
+
+Secrets Manager publishes no rotation metric, so a small Lambda (lambdas/rotation_age over pat_data.rotation_age)
+runs hourly, reads each secret's LastRotatedDate with DescribeSecret and publishes `DaysSinceLastRotation` to
+`Pat/Secrets`. Each secret's alarm fires once that age exceeds the rotation schedule plus a grace, and treats missing
+data as breaching: a publisher that stopped running, or that cannot read the secret, pages too. RotationFailed events
+(CloudTrail service events) go to the on-call topic at once, through a role of their own, so the topic's resource
+policy in the Ops stack needs no entry for EventBridge. The Lambda calls only AWS APIs, so it runs outside the VPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Annotations, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from pat_constructs.bundling import python_code
+from pat_constructs.compliance import acknowledge
+from pat_constructs.lambda_permissions import xray_statement
+from pat_constructs.log_groups import encrypted_log_group
+from pat_constructs.monitoring import RUNBOOK, Alarms, AlarmSpec
+from pat_constructs.queues import failure_queue
+from pat_data import rotation_age
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+HANDLER = "lambdas.rotation_age.handler.handler"
+BUNDLE_INCLUDE = (
+    "pat_data/__init__.py",
+    "pat_data/rotation_age.py",
+    "lambdas/__init__.py",
+    "lambdas/rotation_age/__init__.py",
+    "lambdas/rotation_age/handler.py",
+)
+RUNBOOK_SECTION = "secret-rotation-overdue"
+# Hourly, away from the top of the hour: an alarm needs a datapoint in each of its periods to tell "fresh" from
+# "publisher dead", and an hourly run lets an alarm return to OK within the hour after a successful rotation.
+DEFAULT_SCHEDULE = events.Schedule.cron(minute="23")
+# Three missed hours (or three stale readings) before paging: one failed run retried later is not an incident.
+EVALUATION_HOURS = 3
+
+
+class RotationMonitor(Construct):
+    """Per-secret `DaysSinceLastRotation` alarms (threshold: `rotation_days + grace_days`) and a RotationFailed rule.
+
+    `secrets` maps a role name (owner, app, readonly: the metric's `Secret` dimension) to the secret whose rotation
+    schedule runs every `rotation_days`. `grace_days` defaults to pat_data.rotation_age.DEFAULT_GRACE_DAYS (2).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        secrets: Mapping[str, secretsmanager.ISecret],
+        rotation_days: int,
+        alarm_topic: sns.ITopic,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+        project_root: Path,
+        grace_days: int = rotation_age.DEFAULT_GRACE_DAYS,
+        schedule: events.Schedule = DEFAULT_SCHEDULE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not secrets:
+            raise ValueError("RotationMonitor needs at least one secret to watch")
+        secret_arns = {role: secret.secret_arn for role, secret in sorted(secrets.items())}
+        self.threshold_days = rotation_days + grace_days
+        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
+        # Failed invocations (after Lambda's retries) and events EventBridge could not deliver: 14 days for on-call.
+        self.dead_letter_queue = failure_queue(self, "DeadLetterQueue", encryption_key=logs_key)
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(actions=["secretsmanager:DescribeSecret"], resources=list(secret_arns.values())),
+                iam.PolicyStatement(
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": rotation_age.NAMESPACE}},
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+                ),
+                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
+                xray_statement(),
+            ],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "PutMetricData and the X-Ray actions have no resource-level permissions; PutMetricData is bound to the "
+            "Pat/Secrets namespace by the cloudwatch:namespace condition, and every other statement names its ARN.",
+        )
+        code, self.bundle_hash = python_code(
+            root=project_root,
+            requirements=project_root / "lambdas" / "rotation_age" / "requirements.txt",
+            include=BUNDLE_INCLUDE,
+            runtime=RUNTIME,
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=f"Pat {env_name}: publish DaysSinceLastRotation of the rotated database secrets",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=HANDLER,
+            code=code,
+            role=role.without_policy_updates(),
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            memory_size=256,
+            timeout=Duration.seconds(60),
+            tracing=lambda_.Tracing.ACTIVE,
+            # No environment: the rule's input names the secrets, so there is nothing for a key to protect.
+            # Lambda's default async retries (two) first; no EventInvokeConfig, so the DLQ is the failure path.
+            dead_letter_queue=self.dead_letter_queue,
+        )
+        self.function.node.add_dependency(policy)
+        self.schedule = events.Rule(
+            self,
+            "Hourly",
+            description=f"Pat {env_name}: publish the rotation age of each rotated database secret",
+            schedule=schedule,
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    event=events.RuleTargetInput.from_object(
+                        {rotation_age.EVENT_ENVIRONMENT: env_name, rotation_age.EVENT_SECRETS: secret_arns}
+                    ),
+                    retry_attempts=2,
+                    max_event_age=Duration.hours(1),
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            ],
+        )
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            env_name=env_name,
+            topic=alarm_topic,
+            specs=[self._spec(env_name, role_name, rotation_days, grace_days) for role_name in secret_arns],
+        )
+        self.rotation_failed = self._rotation_failed_rule(env_name, secret_arns, alarm_topic, logs_key)
+        self._acknowledge()
+
+    def _spec(self, env_name: str, role_name: str, rotation_days: int, grace_days: int) -> AlarmSpec:
+        metric = cloudwatch.Metric(
+            namespace=rotation_age.NAMESPACE,
+            metric_name=rotation_age.METRIC_NAME,
+            dimensions_map={rotation_age.ROLE_DIMENSION: role_name, rotation_age.ENVIRONMENT_DIMENSION: env_name},
+            statistic="Maximum",
+            period=Duration.hours(1),
+        )
+        return AlarmSpec(
+            name=f"SecretRotationAge{role_name.title().replace('_', '')}",
+            metric=metric,
+            threshold=self.threshold_days,
+            evaluation_periods=EVALUATION_HOURS,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
+            summary=f"Secret {role_name}: not rotated for over {rotation_days}+{grace_days} days, or its rotation "
+            f"age has not been published for {EVALUATION_HOURS} hours.",
+            runbook=RUNBOOK_SECTION,
+            tier="Secrets",
+        )
+
+    def _rotation_failed_rule(
+        self, env_name: str, secret_arns: Mapping[str, str], topic: sns.ITopic, logs_key: kms.IKey
+    ) -> events.Rule:
+        """RotationFailed is a CloudTrail service event: it reaches EventBridge only while CloudTrail records
+        management events in the account and region (a trail, or the default event history)."""
+        # EventBridge publishes with this role (not the topic's resource policy, which lives in the Ops stack); SNS
+        # encrypts with the logs key on the role's behalf, which the key policy admits via sns.<region>.
+        publisher = iam.Role(self, "RotationFailedRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"))
+        iam.ManagedPolicy(
+            self,
+            "RotationFailedPolicy",
+            roles=[publisher],
+            statements=[
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
+            ],
+        )
+        secret = events.EventField.from_path("$.detail.additionalEventData.SecretId")
+        error = events.EventField.from_path("$.detail.errorMessage")
+        message = (
+            f"Pat {env_name}: Secrets Manager failed to rotate {secret}: {error} "
+            f"Runbook: {RUNBOOK}#{RUNBOOK_SECTION} (and #secret-rotation-failure)"
+        )
+        rule = events.Rule(
+            self,
+            "RotationFailed",
+            description=f"Pat {env_name}: page on-call when a database secret's rotation fails",
+            event_pattern=events.EventPattern(
+                source=["aws.secretsmanager"],
+                detail_type=["AWS Service Event via CloudTrail"],
+                detail={
+                    "eventName": ["RotationFailed"],
+                    "additionalEventData": {"SecretId": list(secret_arns.values())},
+                },
+            ),
+            targets=[
+                targets.SnsTopic(
+                    topic,
+                    message=events.RuleTargetInput.from_text(message),
+                    role=publisher.without_policy_updates(),
+                    authorize_using_role=True,
+                    retry_attempts=8,
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            ],
+        )
+        # topic_arn() builds the ARN from this stack's own AWS::AccountId and AWS::Region: same account and region.
+        Annotations.of(rule).acknowledge_warning(
+            "@aws-cdk/aws-events:ruleUnresolvedEnvironment",
+            "The on-call topic's ARN is built from this stack's account and region, so rule and target share both.",
+        )
+        return rule
+
+    def _acknowledge(self) -> None:
+        acknowledge(
+            self.dead_letter_queue,
+            "Serverless-SQSRedrivePolicy",
+            "This queue is itself the dead-letter queue of the rotation-age publisher and its rules; nothing "
+            "consumes it automatically, messages stay 14 days for on-call, so a further queue adds nothing.",
+        )
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                self.function,
+                f"{pack}-LambdaConcurrency",
+                "No reservation on purpose: it would have to leave the account's unreserved floor; the only caller "
+                "is one hourly rule, and a run reads three secrets and publishes three data points.",
+            )
+        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
+            acknowledge(
+                self.function,
+                f"{pack}-LambdaInsideVPC",
+                "The function calls only the Secrets Manager DescribeSecret and CloudWatch PutMetricData APIs over "
+                "TLS, reads no secret value and reaches no VPC resource; its role allows nothing else.",
+            )
