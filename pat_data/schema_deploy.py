@@ -143,7 +143,21 @@ def emf_metrics(env: str, metrics: Mapping[str, float], *, timestamp_ms: int | N
     }
 
 
-OPERATIONS = ("info", "plan", "validate", "repair", "baseline", "partitions-status", "partitions-maintain")
+OPERATIONS = (
+    "info",
+    "plan",
+    "validate",
+    "repair",
+    "baseline",
+    "partitions-status",
+    "partitions-maintain",
+    "connections",
+    "check-login",
+)
+LOGIN_CHECK_APPLICATION = "pat-login-check"
+# What pg_stat_activity shows in place of another role's state without pg_read_all_stats (Aurora's master user has
+# it through rds_superuser; the local owner does not).
+HIDDEN_STATE = "hidden (needs pg_read_all_stats)"
 
 
 def run_operation(
@@ -154,10 +168,39 @@ def run_operation(
     migrations_dir: Path,
     partitions_file: Path,
     env: str,
+    logins: Mapping[str, str] | None = None,
     now: Callable[[], datetime] = utc_now,
 ) -> dict[str, Any]:
-    """One on-call operation on the schema, as JSON-ready data (used by the Lambda and by `patops --env local`)."""
+    """One on-call operation, as JSON-ready data (used by the Lambda and by `patops --env local`).
+
+    They run where the writer is reachable: in the migrator Lambda inside the VPC (patops invokes it) or against the
+    local services. `logins` maps each login role to the password its secret holds now (what `deploy_schema` gets);
+    only `check-login` reads it, and the owner's own login is checked with `owner`.
+    """
+    if operation == "connections":
+        return connection_summary(owner)
+    if operation == "check-login":
+        role = arguments.get("role")
+        if not role:
+            raise ValueError("check-login needs arguments.role: the login role to check, e.g. pat_app")
+        return check_login(owner, str(role), logins or {})
+    if operation in ("partitions-status", "partitions-maintain"):
+        maintainer = PartitionMaintainer(owner, load_config(partitions_file, env), now=now)
+        report = maintainer.status() if operation == "partitions-status" else maintainer.run()
+        return {
+            "created": report.created,
+            "dropped": report.dropped,
+            "detached": report.detached,
+            "future_partitions": report.future_partitions,
+            "min_future_partitions": report.min_future_partitions,
+            "default_rows": report.default_rows,
+            "warnings": report.warnings,
+        }
     migrator = Migrator(owner, migrations_dir, out_of_order=bool(arguments.get("out_of_order", False)))
+    return _migration_operation(migrator, operation, arguments)
+
+
+def _migration_operation(migrator: Migrator, operation: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     if operation == "info":
         rows = migrator.info()
         return {"migrations": [_info_row(row) for row in rows]}
@@ -177,19 +220,57 @@ def run_operation(
     if operation == "baseline":
         migrator.baseline(str(arguments["version"]))
         return {"baseline": str(arguments["version"])}
-    maintainer = PartitionMaintainer(owner, load_config(partitions_file, env), now=now)
-    if operation in ("partitions-status", "partitions-maintain"):
-        report = maintainer.status() if operation == "partitions-status" else maintainer.run()
-        return {
-            "created": report.created,
-            "dropped": report.dropped,
-            "detached": report.detached,
-            "future_partitions": report.future_partitions,
-            "min_future_partitions": report.min_future_partitions,
-            "default_rows": report.default_rows,
-            "warnings": report.warnings,
-        }
     raise ValueError(f"unknown operation {operation!r}: allowed are {', '.join(OPERATIONS)}")
+
+
+def connection_summary(owner: Target) -> dict[str, Any]:
+    """Client sessions grouped by user, application and state (`patops db connections`), against max_connections.
+
+    Sessions of roles whose details the owner may not read still count: they are the ones with a database but no
+    backend type, under the state HIDDEN_STATE.
+    """
+    with connect(owner) as conn:
+        rows = conn.execute(
+            "SELECT usename, application_name, coalesce(state, %s), count(*), max(now() - state_change)::text "
+            "FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' "
+            "OR (backend_type IS NULL AND datname IS NOT NULL AND usename IS NOT NULL) "
+            "GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3",
+            (HIDDEN_STATE,),
+        ).fetchall()
+        setting = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
+    groups = [
+        {"user": u, "application": a, "state": s, "count": int(c), "longest_in_state": d} for u, a, s, c, d in rows
+    ]
+    return {
+        "connections": groups,
+        "total": sum(group["count"] for group in groups),
+        "max_connections": int(setting[0]) if setting else None,
+    }
+
+
+def check_login(owner: Target, role: str, logins: Mapping[str, str]) -> dict[str, Any]:
+    """Log in as `role` with its secret's current password and `SELECT 1`: ok, or the server's error text.
+
+    After a rotation has finished, AWSCURRENT holds the new password, so this is the check that the rotation really
+    changed the role's password. The result never contains a password.
+    """
+    if role == owner.user:
+        target = owner
+    elif role in logins:
+        target = replace(owner, user=role, password=logins[role])
+    else:
+        allowed = ", ".join(sorted({owner.user, *logins}))
+        raise ValueError(f"check-login: no secret for role {role!r} here: allowed are {allowed}")
+    try:
+        with connect(replace(target, connect_timeout=5, application_name=LOGIN_CHECK_APPLICATION)) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if target.password:  # libpq does not echo passwords; make sure no message ever does
+            message = message.replace(target.password, "********")
+        return {"role": role, "ok": False, "error": message}
+    return {"role": role, "ok": True, "error": None}
 
 
 def _info_row(row: Any) -> dict[str, Any]:

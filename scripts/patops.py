@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from pat_data.cache import CacheSettings, cluster_client, settings_from_secret
 from pat_data.cache_auth import CacheAuthRotation
-from pat_data.connect import connect, target_from_dsn, target_from_secret, target_from_secrets_manager
+from pat_data.connect import target_from_dsn
 from pat_data.operations import CheckFailedError, OpsError, Plan, all_pages, aws, cache, db
 from pat_data.operations.common import Discovery
 from pat_data.schema_deploy import run_operation
@@ -37,6 +38,16 @@ LOCAL_SETTINGS = {
     "PAT_LOCAL_PGBOUNCER_CONSOLE": "DSN of the local PgBouncer admin console",
     "PAT_LOCAL_CACHE": "host:port:password of a node of the local Redis cluster",
 }
+# Must match the migrator function's timeout (pat_constructs/schema_migrator.py: `timeout=Duration.minutes(15)`).
+MIGRATOR_TIMEOUT_SECONDS = 900
+# A synchronous invoke holds the connection open until the function returns: wait longer than it may run, never let
+# the SDK send the same (possibly mutating) invocation again, and keep the idle connection alive meanwhile.
+MIGRATOR_INVOKE_CONFIG = Config(
+    connect_timeout=10,
+    read_timeout=MIGRATOR_TIMEOUT_SECONDS + 60,
+    retries={"total_max_attempts": 1},
+    tcp_keepalive=True,
+)
 
 
 class Context:
@@ -55,8 +66,8 @@ class Context:
         factory = self._session_factory or boto3.Session
         return factory(profile_name=self.args.profile, region_name=self.args.region or "eu-west-1")
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        return self.session.client(service, region_name=region) if region else self.session.client(service)
+    def client(self, service: str, region: str | None = None, *, config: Config | None = None) -> Any:
+        return self.session.client(service, region_name=region, config=config)
 
     @cached_property
     def discovery(self) -> Discovery:
@@ -78,7 +89,8 @@ class Context:
 
 
 def lambda_operation(ctx: Context, operation: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Schema operations run inside the VPC, in the migrator Lambda (on-call needs no path to the writer)."""
+    """Database operations run inside the VPC, in the migrator Lambda: neither the writer nor the pooler is reachable
+    from an on-call laptop. `--env local` runs the same `run_operation` against the local services."""
     if ctx.env == "local":
         root = Path(__file__).resolve().parents[1]
         return run_operation(
@@ -90,7 +102,8 @@ def lambda_operation(ctx: Context, operation: str, arguments: dict[str, Any] | N
             env=os.environ.get("PAT_LOCAL_PARTITION_ENV", "dev"),
         )
     function = ctx.discovery.get("schema/migrator-function-name")
-    response = ctx.client("lambda").invoke(
+    ctx.progress(f"{operation}: invoking {function} (it may run up to {MIGRATOR_TIMEOUT_SECONDS // 60} minutes)")
+    response = ctx.client("lambda", config=MIGRATOR_INVOKE_CONFIG).invoke(
         FunctionName=function,
         Payload=json.dumps({"action": "operate", "operation": operation, "arguments": arguments or {}}).encode(),
     )
@@ -113,13 +126,6 @@ def cache_client(ctx: Context) -> Any:
             port=int(ctx.discovery.get("cache/port")),
         )
     )
-
-
-def owner_target(ctx: Context) -> Any:
-
-    if ctx.env == "local":
-        return target_from_dsn(ctx.local("PAT_LOCAL_DSN"))
-    return target_from_secrets_manager(ctx.discovery.get("db/owner-secret-arn"), client=ctx.client("secretsmanager"))
 
 
 # ---- command implementations (each returns a dict or a Plan) ----
@@ -206,7 +212,7 @@ def cmd_db(ctx: Context) -> Any:
         return db.restore_to_time(
             rds, ctx.cluster_id, to_time=to_time, new_cluster_id=new_id, apply=args.yes, progress=ctx.progress
         )
-    return {"connections": db.connections(owner_target(ctx))}
+    return lambda_operation(ctx, "connections")
 
 
 def parse_time(text: str) -> datetime:
@@ -304,8 +310,10 @@ def cmd_secrets(ctx: Context) -> Any:
     secret_id = ctx.discovery.get(SECRET_KEYS[ctx.args.name])
 
     def verify(secret: dict[str, Any]) -> None:
-        with connect(target_from_secret(secret, sslmode="require")) as conn:
-            conn.execute("SELECT 1")
+        # The migrator reads the secret when invoked: after the rotation finished, that is the new password.
+        result = lambda_operation(ctx, "check-login", {"role": secret["username"]})
+        if not result.get("ok"):
+            raise CheckFailedError(f"{result.get('role')}: {result.get('error')}")
 
     return aws.rotate_secret(
         ctx.client("secretsmanager"),
@@ -427,7 +435,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole command tr
     secrets = groups.add_parser("secrets", help="Secrets Manager").add_subparsers(dest="command", required=True)
     rotate_secret = secrets.add_parser("rotate")
     rotate_secret.add_argument("name", choices=sorted(SECRET_KEYS))
-    rotate_secret.add_argument("--skip-login-check", action="store_true", help="when not inside the VPC")
+    rotate_secret.add_argument("--skip-login-check", action="store_true", help="skip logging in with the new password")
 
     cdn = groups.add_parser("cdn", help="CloudFront").add_subparsers(dest="command", required=True)
     cdn.add_parser("invalidate").add_argument("paths", nargs="+")

@@ -66,14 +66,22 @@ def rotate_secret(
     sleep: Callable[[float], None] | None = None,
     timeout_seconds: float = 600,
 ) -> Plan:
-    """Start the secret's rotation, wait until AWSCURRENT moved, then log in with the new version."""
+    """Start the secret's rotation, wait until AWSCURRENT moved, then log in with the new version.
+
+    `verify_login` gets the new secret value; it raises when that does not log in (patops asks the migrator Lambda,
+    inside the VPC, to log in with the role's current password).
+    """
     described = secrets.describe_secret(SecretId=secret_id)
     if not described.get("RotationEnabled"):
         raise OpsError(f"{described['Name']} has no rotation configured: it is rotated by its own runbook step")
     before = next(v for v, stages in described["VersionIdsToStages"].items() if "AWSCURRENT" in stages)
     plan = Plan(
         action="secrets rotate",
-        steps=[f"rotate {described['Name']} now (current version {before[:8]}...)", "wait, then log in with it"],
+        steps=[
+            f"rotate {described['Name']} now (current version {before[:8]}...)",
+            "wait until the new version is current, then log in with it"
+            + (" (login check skipped)" if verify_login is None else ""),
+        ],
     )
     if not apply:
         return plan

@@ -1,4 +1,7 @@
-"""Aurora operations: status, failover, temporary scaling, manual snapshots, point-in-time restore, connections."""
+"""Aurora operations: status, failover, temporary scaling, manual snapshots, point-in-time restore, pooler pools.
+
+Who is connected (`patops db connections`) is asked inside the VPC: `pat_data.schema_deploy.connection_summary`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 
 import psycopg
 
-from pat_data.connect import Target, connect
 from pat_data.operations.common import OpsError, Plan, all_pages, wait_until
 
 Progress = Callable[[str], None]
@@ -217,24 +219,14 @@ def restore_to_time(
         "cluster": new_cluster_id,
         "writer_endpoint": restored.get("Endpoint"),
         "repoint": [
-            "compare data in the restored cluster (patops db connections / psql with the owner secret)",
+            "compare data in the restored cluster (psql with the owner secret's user and password against its "
+            "writer endpoint, from inside the VPC)",
             "to switch: rename the old cluster away and the restored one to its identifier "
             "(aws rds modify-db-cluster --new-db-cluster-identifier ... --apply-immediately), or copy the rows you "
             "need back; the secrets' host fields follow the cluster endpoint name",
         ],
     }
     return plan
-
-
-def connections(target: Target) -> list[dict[str, Any]]:
-    """Who is connected, grouped (pg_stat_activity), for `patops db connections`."""
-    with connect(target) as conn:
-        rows = conn.execute(
-            "SELECT usename, application_name, state, count(*), max(now() - state_change)::text "
-            "FROM pg_stat_activity WHERE backend_type = 'client backend' "
-            "GROUP BY 1, 2, 3 ORDER BY 4 DESC"
-        ).fetchall()
-    return [{"user": u, "application": a, "state": s, "count": int(c), "longest_in_state": d} for u, a, s, c, d in rows]
 
 
 def pgbouncer_pools(console_dsn: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""patops --env local against the real local services: schema operations, partitions, cache, pooler, connections."""
+"""patops --env local against the real local services: schema operations, partitions, cache, pooler, connections,
+and the login check the migrator Lambda runs after a secret rotation (the same `run_operation`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from pat_data.connect import Target, connect
 from pat_data.local import LocalPgBouncer, LocalPostgres, LocalRedisCluster
 from pat_data.migrations import Migrator
+from pat_data.schema_deploy import HIDDEN_STATE, run_operation
 from scripts import patops
-from tests.data.conftest import MIGRATIONS
+from tests.data.conftest import APP_USERS, MIGRATIONS, PARTITIONS
 
 
 def owner_dsn(target: Target) -> str:
@@ -105,14 +109,62 @@ def test_pooler_pools_and_db_connections(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, bouncer = data_tier
+    postgres, bouncer = data_tier
     monkeypatch.setenv("PAT_LOCAL_PGBOUNCER_CONSOLE", bouncer.dsn("pat_app", "pgbouncer"))
     monkeypatch.setenv("PAT_LOCAL_DSN", owner_dsn(pat_database))
     code, pools, _ = run(capsys, "pooler", "pools")
     assert code == 0
     assert pools["kind"] == "pgbouncer"
     assert {"database", "user", "cl_active", "sv_idle"} <= set(pools["pools"][0])
-    code, connections, _ = run(capsys, "db", "connections")
+    app_dsn = postgres.dsn("pat_app", APP_USERS["pat_app"], pat_database.dbname)
+    with psycopg.connect(app_dsn, application_name="connections-test"):
+        code, summary, _ = run(capsys, "db", "connections")
     assert code == 0
-    assert any(row["user"] == "pat_owner" for row in connections["connections"])
+    assert any(row["user"] == "pat_owner" for row in summary["connections"])
+    # Another role's session counts even where the owner may not read its state (the local owner lacks
+    # pg_read_all_stats; Aurora's master user has it).
+    (app,) = [row for row in summary["connections"] if row["application"] == "connections-test"]
+    assert (app["user"], app["count"]) == ("pat_app", 1)
+    assert app["state"] in ("idle", HIDDEN_STATE)
+    assert summary["total"] == sum(row["count"] for row in summary["connections"])
+    assert summary["max_connections"] >= summary["total"]
     assert run(capsys, "db", "failover")[0] == 2  # needs AWS: a clear usage error, nothing done
+
+
+def check_login(owner: Target, role: str, logins: dict[str, str]) -> dict[str, Any]:
+    """The operation the migrator Lambda runs for `patops secrets rotate` (and --env local would run)."""
+    return run_operation(
+        owner,
+        "check-login",
+        {"role": role},
+        migrations_dir=MIGRATIONS,
+        partitions_file=PARTITIONS,
+        env="dev",
+        logins=logins,
+    )
+
+
+def test_check_login_logs_in_with_the_current_password_and_never_returns_one(
+    data_tier: tuple[LocalPostgres, LocalPgBouncer], new_database: Callable[[], Target]
+) -> None:
+    owner = new_database()
+    role = f"pat_login_check_{owner.dbname}"
+    with connect(owner, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'before-rotation'").format(sql.Identifier(role)))
+    try:
+        assert check_login(owner, role, {role: "before-rotation"}) == {"role": role, "ok": True, "error": None}
+        with connect(owner, autocommit=True) as conn:  # what a single-user rotation's setSecret does
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD 'after-rotation'").format(sql.Identifier(role)))
+        # Rotation finished: AWSCURRENT is the new password, so that is what the check must be given and accept.
+        assert check_login(owner, role, {role: "after-rotation"})["ok"] is True
+        stale = check_login(owner, role, {role: "before-rotation"})
+        assert stale["ok"] is False
+        assert f'password authentication failed for user "{role}"' in stale["error"]
+        assert "before-rotation" not in json.dumps(stale)
+    finally:
+        with connect(owner, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+    assert check_login(owner, owner.user, {})["ok"] is True  # the owner logs in with the owner target itself
+    with pytest.raises(ValueError, match="no secret for role 'pat_nobody' here: allowed are pat_owner"):
+        check_login(owner, "pat_nobody", {})
