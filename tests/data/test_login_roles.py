@@ -163,6 +163,22 @@ def test_every_rotated_login_survives_its_hosted_single_user_rotation(
     assert not failures, f"single-user rotation fails for {failures} (schedules: {', '.join(schedules)})"
 
 
+def test_owner_is_made_like_auroras_master_and_administers_the_login_roles(pat_database: Target) -> None:
+    """What RDS gives the master user (LOGIN NOSUPERUSER INHERIT CREATEDB CREATEROLE), nothing more here; PostgreSQL
+    16+ lets it alter pat_app/pat_readonly only because it created them (ADMIN OPTION), as V001 does on Aurora."""
+    with connect(pat_database) as conn:
+        attributes = conn.execute(
+            "SELECT rolcanlogin, rolsuper, rolinherit, rolcreatedb, rolcreaterole, rolbypassrls, rolreplication "
+            "FROM pg_roles WHERE rolname = current_user"
+        ).fetchall()
+        administered = conn.execute(
+            "SELECT roleid::regrole::text FROM pg_auth_members "
+            "WHERE member = current_user::regrole AND admin_option ORDER BY 1"
+        ).fetchall()
+    assert attributes == [(True, False, True, True, True, False, False)]
+    assert set(APP_USERS) <= {role for (role,) in administered}
+
+
 @pytest.fixture
 def readonly(data_tier: DataTier, pat_database: Target) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     with app_connection(data_tier, pat_database, READONLY) as conn:
