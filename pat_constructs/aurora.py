@@ -17,6 +17,7 @@ from constructs import Construct
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import DEFAULT_EXCLUDED_CHARACTERS
+from pat_data.contract import managed_policy
 
 POSTGRES_PORT = 5432
 OWNER_USERNAME = "pat_owner"
@@ -29,19 +30,36 @@ class ReaderSpec:
 
 
 def cluster_parameters(*, log_min_duration_statement_ms: int, idle_in_transaction_timeout_ms: int) -> dict[str, str]:
-    """Cluster parameter group values, each one for a reason an operator would ask about."""
+    """Cluster parameter group values, each one for a reason an operator would ask about.
+
+    Nothing here may write a statement's text where it could carry a password: Secrets Manager's rotation runs
+    `ALTER USER ... WITH PASSWORD '<cleartext>'` for every secret (the master's too), and the postgresql log is
+    exported to CloudWatch. Every setting that echoes statement text is pinned below and by a test.
+    """
     return {
         # Refuse any connection that is not TLS (the parameter lives in the CLUSTER group on Aurora).
         "rds.force_ssl": "1",
-        # Per-query statistics for patops / Performance Insights drill-down.
-        "shared_preload_libraries": "pg_stat_statements",
+        # Per-query statistics (pg_stat_statements), the audit trail (pgaudit) and slow plans (auto_explain).
+        "shared_preload_libraries": "pg_stat_statements,pgaudit,auto_explain",
         "pg_stat_statements.track": "top",
-        # Slow queries land in the exported postgresql log.
-        "log_min_duration_statement": str(log_min_duration_statement_ms),
+        # Utility statements are stored verbatim (constants are not normalized): ALTER USER ... PASSWORD would be.
+        "pg_stat_statements.track_utility": "0",
+        # Schema and role changes are audited by pgaudit, which redacts passwords in CREATE/ALTER ROLE; statement
+        # parameters are not logged.
+        "pgaudit.log": "ddl,role",
+        "pgaudit.log_parameter": "0",
+        # No statement logging by PostgreSQL itself: `ddl` would log ALTER USER ... PASSWORD '<cleartext>'.
+        "log_statement": "none",
+        # A failing statement is logged with its error but without its text (the default `error` would write the
+        # text of a failed ALTER USER ... PASSWORD).
+        "log_min_error_statement": "panic",
+        # Slow queries: auto_explain logs only plannable statements (never a utility command such as ALTER USER),
+        # which log_min_duration_statement would log with their text.
+        "log_min_duration_statement": "-1",
+        "auto_explain.log_min_duration": str(log_min_duration_statement_ms),
+        "auto_explain.log_analyze": "0",
         # Lock waits longer than deadlock_timeout (1 s) are logged: the first clue for blocked DDL/migrations.
         "log_lock_waits": "1",
-        # Every schema change is auditable in the log; data statements are not logged (volume, PII).
-        "log_statement": "ddl",
         # A client that forgets COMMIT cannot hold locks and pooled connections forever.
         "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
         # Temp files over 10 MB are logged: work_mem pressure shows up before it hurts.
@@ -110,7 +128,9 @@ class AuroraCluster(Construct):
             "MonitoringRole",
             assumed_by=iam.ServicePrincipal("monitoring.rds.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonRDSEnhancedMonitoringRole")
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    managed_policy("AmazonRDSEnhancedMonitoringRole").arn_suffix
+                )
             ],
         )
         acknowledge(
@@ -170,9 +190,12 @@ class AuroraCluster(Construct):
         self.cluster.node.add_dependency(self.log_group)
         # The exact promotion tier from config (CDK only distinguishes "scales with writer" 1 from 2).
         tiers = {"Writer": None, **{f"Reader{i + 1}": r.promotion_tier for i, r in enumerate(readers)}}
+        # Every instance of the cluster: whatever must log in (an immediate rotation) waits for all of them.
+        self.instances: list[rds.CfnDBInstance] = []
         for instance_id, tier in tiers.items():
             instance = self.cluster.node.find_child(instance_id).node.default_child
             assert isinstance(instance, rds.CfnDBInstance)
+            self.instances.append(instance)
             if tier is not None:
                 instance.promotion_tier = tier
             for pack in ("HIPAA.Security", "NIST.800.53.R5"):

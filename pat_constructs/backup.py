@@ -18,6 +18,7 @@ from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import DataClass, data_key
+from pat_data.contract import managed_policy
 
 BACKUP_REPLICA = DataClass(
     name="backup-replica", description="AWS Backup copies (disaster recovery)", via_services=("backup",)
@@ -40,13 +41,19 @@ def dr_vault_name(env_name: str) -> str:
     return f"pat-{env_name}-dr"
 
 
-def lock_configuration(mode: str, max_retention_days: int) -> backup.LockConfiguration | None:
+def lock_configuration(
+    mode: str, *, min_retention_days: int, max_retention_days: int
+) -> backup.LockConfiguration | None:
+    """The vault lock: jobs with a retention outside [min, max] fail (config validates every rule against both).
+
+    Compliance mode becomes immutable after the grace period (3 days, the minimum, to notice a mistake), bounds
+    included; governance mode never does. See docs/deploy.md before changing either bound in prod.
+    """
     if mode == "none":
         return None
-    # Compliance mode becomes immutable after the grace period (3 days to notice a mistake); governance never does.
     return backup.LockConfiguration(
-        min_retention=Duration.days(1),
-        max_retention=Duration.days(max(max_retention_days, 1)),
+        min_retention=Duration.days(min_retention_days),
+        max_retention=Duration.days(max_retention_days),
         changeable_for=Duration.days(3) if mode == "compliance" else None,
     )
 
@@ -66,17 +73,20 @@ class DataBackup(Construct):
         weekly_retention_days: int | None,
         monthly_retention_days: int | None,
         vault_lock: str,
+        lock_min_retention_days: int,
+        lock_max_retention_days: int,
         copy_region: str | None,
         copy_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        longest = max(d for d in (daily_retention_days, weekly_retention_days, monthly_retention_days) if d)
         self.vault = backup.BackupVault(
             self,
             "Vault",
             backup_vault_name=vault_name(env_name),
             encryption_key=backup_key,
-            lock_configuration=lock_configuration(vault_lock, max(longest, copy_retention_days)),
+            lock_configuration=lock_configuration(
+                vault_lock, min_retention_days=lock_min_retention_days, max_retention_days=lock_max_retention_days
+            ),
         )
         copy_to: list[backup.BackupPlanCopyActionProps] = []
         if copy_region is not None:
@@ -116,13 +126,14 @@ class DataBackup(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("backup.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(f"service-role/{name}") for name in BACKUP_ROLE_POLICIES
+                iam.ManagedPolicy.from_aws_managed_policy_name(managed_policy(name).arn_suffix)
+                for name in BACKUP_ROLE_POLICIES
             ],
         )
         for name in BACKUP_ROLE_POLICIES:
             acknowledge(
                 role,
-                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{name}]",
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{managed_policy(name).arn_suffix}]",
                 "AWS Backup's own service-role policy, maintained by AWS for the backup service; the role is assumable "
                 "only by backup.amazonaws.com and the plan selects two resources by ARN.",
             )
@@ -139,7 +150,14 @@ class DrBackupVault(Construct):
     """The copy destination in the disaster-recovery region, with its own key (same lock as the source)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, env_name: str, vault_lock: str, retention_days: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env_name: str,
+        vault_lock: str,
+        lock_min_retention_days: int,
+        lock_max_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = data_key(self, "Key", env_name=env_name, data_class=BACKUP_REPLICA)
@@ -148,5 +166,7 @@ class DrBackupVault(Construct):
             "Vault",
             backup_vault_name=dr_vault_name(env_name),
             encryption_key=self.key,
-            lock_configuration=lock_configuration(vault_lock, retention_days),
+            lock_configuration=lock_configuration(
+                vault_lock, min_retention_days=lock_min_retention_days, max_retention_days=lock_max_retention_days
+            ),
         )

@@ -4,6 +4,7 @@ describes (checked on the resolved template values, not on names where that can 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,23 @@ def _has_failure_destination(resource: CfnResource) -> bool:
     return any("EventInvokeConfig" in child.node.id for child in resource.node.scope.node.children)  # type: ignore[union-attr]
 
 
+# Our own functions that reserve no concurrency on purpose (see pat_constructs/schema_migrator.py): a reservation
+# must leave the account's unreserved floor, and one slot throttles synchronous invokes.
+_UNRESERVED_BY_DESIGN = ("/Migrator/Function/", "/RotationHook/Function/", "/RotationMonitor/")
+_SECRET_LOOKING = re.compile(r"PASSWORD|TOKEN|SECRET(?!_ARNS?$)")
+
+
+def _unreserved_by_design(resource: CfnResource) -> bool:
+    return any(marker in resource.node.path for marker in _UNRESERVED_BY_DESIGN)
+
+
+def _environment_holds_names_only(resource: CfnResource) -> bool:
+    """Every variable is a name, ARN or setting, none looks like a secret: Lambda's own key is enough for them."""
+    environment = _resolved(resource, "environment") or {}
+    names = list((environment.get("variables") or environment.get("Variables") or {}).keys())
+    return bool(names) and not any(_SECRET_LOOKING.search(name) for name in names)
+
+
 def _cdn_facts(resource: CfnResource) -> dict[str, Any]:
     """What AttachmentStorage recorded on the distribution (its config is lazy and cannot be resolved this early)."""
     scope = resource.node.scope
@@ -68,6 +86,15 @@ RULES = (
              "failures."),
     SkipRule("CKV_AWS_117", "AWS::Lambda::Function", _cdk_provider_function,
              "CDK-generated custom-resource provider: calls only AWS APIs during deploys, no data-plane access."),
+    SkipRule("CKV_AWS_115", "AWS::Lambda::Function", _unreserved_by_design,
+             "No reserved concurrency on purpose: a reservation must leave the account's unreserved floor and a "
+             "single slot throttles synchronous invokes; advisory locks or idempotent actions bound the effect."),
+    SkipRule("CKV_AWS_173", "AWS::Lambda::Function", _environment_holds_names_only,
+             "The environment holds only names and ARNs (no secret), encrypted at rest with Lambda's own key; a "
+             "customer key would have to admit Lambda in its key policy."),
+    SkipRule("CKV_AWS_117", "AWS::Lambda::Function", lambda r: "/RotationMonitor/" in r.node.path,
+             "The rotation-age publisher calls only Secrets Manager DescribeSecret and CloudWatch PutMetricData and "
+             "reaches nothing in the VPC; its role allows nothing else."),
     SkipRule("CKV_AWS_116", "AWS::Lambda::Function", _has_failure_destination,
              "Asynchronous failures go to an on-failure destination (EventInvokeConfig), which keeps the request "
              "and the error; checkov only recognises the older dead-letter-queue setting."),

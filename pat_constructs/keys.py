@@ -9,13 +9,21 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-# Administration without data access: the account can manage and schedule deletion of a key but never decrypt.
-_ADMIN_ACTIONS = [
-    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*",
-    "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-    "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
-]  # fmt: skip
-_USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+# Administration without data access, listed action by action (AWS's default administrator statement uses
+# wildcards: `kms:Create*` includes CreateGrant and `kms:Put*` PutKeyPolicy, either of which hands out Decrypt).
+ADMIN_ACTIONS = (
+    "kms:CreateAlias", "kms:DescribeKey", "kms:EnableKey", "kms:EnableKeyRotation", "kms:ListGrants",
+    "kms:ListKeyPolicies", "kms:ListResourceTags", "kms:UpdateAlias", "kms:UpdateKeyDescription", "kms:RevokeGrant",
+    "kms:DisableKey", "kms:DisableKeyRotation", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:DeleteAlias",
+    "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+)  # fmt: skip
+USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
+# The role CloudFormation deploys with (CDK bootstrap: cdk-<qualifier>-cfn-exec-role-<account>-<region>). It alone
+# may replace a key policy: CloudFormation needs that to update the policy, and KMS refuses a new key whose policy
+# would not let its creator call PutKeyPolicy (the lockout safety check).
+DEPLOY_ROLE_PATTERN = "arn:{partition}:iam::{account}:role/cdk-*-cfn-exec-role-{account}-{region}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,20 +82,38 @@ class DataKeys(Construct):
 def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: DataClass) -> kms.Key:
     """A rotated CMK `alias/pat/<env>/<class>` whose use is bound to the class's services (kms:ViaService)."""
     account = iam.AccountRootPrincipal()
+    via_services = {
+        "kms:CallerAccount": Aws.ACCOUNT_ID,
+        "kms:ViaService": [f"{svc}.{Aws.REGION}.amazonaws.com" for svc in data_class.via_services],
+    }
+    deploy_role = DEPLOY_ROLE_PATTERN.format(partition=Aws.PARTITION, account=Aws.ACCOUNT_ID, region=Aws.REGION)
     policy = iam.PolicyDocument(
         statements=[
-            iam.PolicyStatement(sid="KeyAdministration", principals=[account], actions=_ADMIN_ACTIONS, resources=["*"]),
+            iam.PolicyStatement(
+                sid="KeyAdministration", principals=[account], actions=list(ADMIN_ACTIONS), resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="KeyPolicyByCloudFormationOnly",
+                principals=[account],
+                actions=["kms:PutKeyPolicy"],
+                resources=["*"],
+                conditions={"ArnLike": {"aws:PrincipalArn": deploy_role}},
+            ),
             iam.PolicyStatement(
                 sid="UseThroughOwningServices",
                 principals=[account],
-                actions=[*_USE_ACTIONS, "kms:CreateGrant", "kms:ListGrants"],
+                actions=list(USE_ACTIONS),
                 resources=["*"],
-                conditions={
-                    "StringEquals": {
-                        "kms:CallerAccount": Aws.ACCOUNT_ID,
-                        "kms:ViaService": [f"{svc}.{Aws.REGION}.amazonaws.com" for svc in data_class.via_services],
-                    }
-                },
+                conditions={"StringEquals": via_services},
+            ),
+            # Grants only for the owning services' own resources (RDS, ElastiCache, Backup create them), never a
+            # grant a principal could make for itself.
+            iam.PolicyStatement(
+                sid="GrantsForOwningServicesOnly",
+                principals=[account],
+                actions=list(GRANT_ACTIONS),
+                resources=["*"],
+                conditions={"StringEquals": via_services, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
         ]
     )
@@ -97,7 +123,7 @@ def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: 
             iam.PolicyStatement(
                 sid="CloudWatchLogsEncryption",
                 principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-                actions=[*_USE_ACTIONS],
+                actions=list(USE_ACTIONS),
                 resources=["*"],
                 conditions={
                     "ArnLike": {
@@ -113,6 +139,16 @@ def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: 
             iam.PolicyStatement(
                 sid="SnsToEncryptedDeadLetterQueue",
                 principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        # EventBridge delivers undeliverable events (rule targets' dead-letter queues) into queues this key encrypts.
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="EventBridgeToEncryptedQueues",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},

@@ -8,14 +8,23 @@ from constructs import IConstruct
 
 from pat_constructs.compliance import acknowledge
 
+# The EC2 actions of AWSLambdaVPCAccessExecutionRole and the actions of AWSXRayDaemonWriteAccess (AWS Managed
+# Policy Reference; docs/aws-facts-iam-kms-lambda.md): a test holds these policies to the managed ones.
 ENI_ACTIONS = (
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 )
-XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+XRAY_ACTIONS = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+)
 
 
 def eni_statement() -> iam.PolicyStatement:

@@ -3,6 +3,11 @@
 protected: RETAIN (SNAPSHOT for databases and caches) and deletion protection where the service has it.
 retained: RETAIN/SNAPSHOT without deletion protection (non-prod that keeps its data).
 disposable: DESTROY, only when the environment config explicitly allows it.
+
+Aurora instances are not stateful: the cluster holds the data (and its final snapshot). They are DESTROYed with
+their cluster in every environment, as CDK does for a snapshotted cluster: RDS refuses to delete a cluster that
+still has instances, and a RETAINed instance that CloudFormation replaces stays in the cluster, running and billed.
+`make replacements` still flags a writer replacement as disruptive.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ STATEFUL_TYPES = frozenset(
     {
         "AWS::KMS::Key",
         "AWS::RDS::DBCluster",
-        "AWS::RDS::DBInstance",
         "AWS::SecretsManager::Secret",
         "AWS::ElastiCache::ReplicationGroup",
         "AWS::S3::Bucket",
@@ -52,6 +56,9 @@ class RemovalPolicyRule:
         self.protection = protection
 
     def visit(self, node: IConstruct) -> None:
+        if isinstance(node, rds.CfnDBInstance) and node.db_cluster_identifier is not None:
+            node.apply_removal_policy(RemovalPolicy.DESTROY)
+            return
         if not isinstance(node, CfnResource) or node.cfn_resource_type not in STATEFUL_TYPES:
             return
         if self.protection is DataProtection.DISPOSABLE:

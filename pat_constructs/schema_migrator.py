@@ -1,11 +1,14 @@
 """The schema migrator: a custom resource that applies schema/ at deploy time, and the same Lambda on a daily
-schedule for partition maintenance.
+schedule for partition maintenance and on demand for on-call operations (patops).
 
 The Lambda runs in the isolated subnets with the migrator security group (the only direct, pooler-less way to the
-writer), reads the owner and login secrets through the Secrets Manager endpoint, and is reserved to one concurrent
-execution so a deploy and the schedule never migrate side by side (the advisory lock would serialize them anyway).
+writer), reads the owner and login secrets through the Secrets Manager endpoint, and verifies the writer's
+certificate against the RDS CA bundle shipped in its asset. It has no reserved concurrency: a reservation must leave
+the account's unreserved floor (new accounts cannot reserve at all), and a single slot would throttle a deploy's
+synchronous invoke while the daily run holds it. PostgreSQL advisory locks serialize concurrent migrations (and,
+with another lock, maintenance runs); the login-password alignment runs outside both.
 Its properties carry content hashes of schema/ and of the engine, so CloudFormation invokes it only when either
-changed.
+changed, and the handler can tell a rollback (older schema than its bundle) from a deploy.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
-from pat_constructs.bundling import content_hash, python_code
+from pat_constructs.bundling import python_code, rds_ca_bundle
 from pat_constructs.compliance import acknowledge
 from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_statement, xray_statement
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.queues import failure_queue
+from pat_data import contract
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER = "lambdas.schema_migrator.handler.handler"
@@ -114,6 +118,7 @@ class SchemaMigrator(Construct):
             requirements=project_root / "lambdas" / "schema_migrator" / "requirements.txt",
             include=BUNDLE_INCLUDE,
             runtime=RUNTIME,
+            generated={contract.RDS_CA_BUNDLE: rds_ca_bundle(project_root)},
         )
         self.function = lambda_.Function(
             self,
@@ -131,19 +136,20 @@ class SchemaMigrator(Construct):
             memory_size=512,
             # The Provider invokes synchronously: Lambda's 15-minute ceiling is the custom resource's timeout. The
             # handler stops 45 s before it to report a clean error rather than being killed mid-file.
-            timeout=Duration.minutes(15),
-            reserved_concurrent_executions=1,
+            timeout=Duration.seconds(contract.MIGRATOR_TIMEOUT_SECONDS),
             tracing=lambda_.Tracing.ACTIVE,
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             security_groups=[security_group],
+            # Names and ARNs only, so Lambda's own key encrypts them at rest: a customer key here would have to
+            # admit Lambda in its policy, and the logs key admits only the services that write logs and pages.
             environment={
-                "ENV_NAME": env_name,
-                "OWNER_SECRET_ARN": owner.secret_arn,
-                "LOGIN_SECRET_ARNS": json.dumps({role: s.secret_arn for role, s in logins.items()}),
-                "DB_SSLMODE": "require",
+                contract.ENV_NAME: env_name,
+                contract.ENV_OWNER_SECRET_ARN: owner.secret_arn,
+                contract.ENV_LOGIN_SECRET_ARNS: json.dumps({role: s.secret_arn for role, s in logins.items()}),
+                contract.ENV_DB_SSLMODE: "verify-full",
+                contract.ENV_DB_SSLROOTCERT: contract.RDS_CA_BUNDLE,
             },
-            environment_encryption=logs_key,
             on_failure=destinations.SqsDestination(self.failure_queue),
             retry_attempts=2,
             max_event_age=Duration.hours(6),
@@ -210,18 +216,21 @@ class SchemaMigrator(Construct):
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[provider_group],
-            provider_function_env_encryption=logs_key,
         )
         self.provider.node.add_dependency(provider_policy)
         self._acknowledge(self.function, self.failure_queue, self.provider)
-        self.schema_hash = content_hash(project_root, ["schema"])
-        self.engine_hash = content_hash(project_root, ENGINE_FILES)
+        self.schema_hash = contract.schema_hash(project_root)
+        self.engine_hash = contract.content_hash(project_root, ENGINE_FILES)
         self.resource = CustomResource(
             self,
             "Schema",
             service_token=self.provider.service_token,
             resource_type="Custom::PatSchema",
-            properties={"SchemaHash": self.schema_hash, "EngineHash": self.engine_hash, "Environment": env_name},
+            properties={
+                contract.PROP_SCHEMA_HASH: self.schema_hash,
+                contract.PROP_ENGINE_HASH: self.engine_hash,
+                contract.PROP_ENVIRONMENT: env_name,
+            },
         )
         # Not before the writer instance exists and accepts connections (the handler still retries a resuming one).
         self.resource.node.add_dependency(writer)
@@ -230,6 +239,14 @@ class SchemaMigrator(Construct):
 
     @staticmethod
     def _acknowledge(function: lambda_.Function, failure_queue: sqs.Queue, provider: cr.Provider) -> None:
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                function,
+                f"{pack}-LambdaConcurrency",
+                "No reservation on purpose: it would have to leave the account's unreserved floor and would throttle "
+                "deploys while the daily run holds it; callers are CloudFormation, one daily rule and on-call, and "
+                "PostgreSQL advisory locks serialize concurrent migrations and, separately, maintenance runs.",
+            )
         for pack in ("HIPAA.Security", "NIST.800.53.R5", "Serverless"):
             acknowledge(
                 function,
@@ -269,6 +286,6 @@ class SchemaMigrator(Construct):
             acknowledge(
                 framework,
                 f"{pack}-LambdaConcurrency",
-                "CDK's provider framework runs once per stack operation of this one custom resource, and the "
-                "function it invokes is reserved to a single concurrent execution.",
+                "CDK's provider framework runs once per stack operation of this one custom resource; a reservation "
+                "would only take from the account's unreserved pool, which new accounts cannot spare.",
             )

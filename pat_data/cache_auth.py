@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pat_data.operations.common import all_pages
+
 TOKEN_LENGTH = 64
 PENDING = "AWSPENDING"
 CURRENT = "AWSCURRENT"
@@ -63,9 +65,16 @@ class CacheAuthRotation:
         pending = next((v for v, stages in versions.items() if PENDING in stages), None)
         if current is None:
             raise RotationError(f"{self.secret_id} has no {CURRENT} version: restore it before rotating")
-        group = self.elasticache.describe_replication_groups(ReplicationGroupId=self.replication_group_id)
-        status = group["ReplicationGroups"][0]["Status"]
-        return RotationState(current_version=current, pending_version=pending, group_status=status)
+        return RotationState(current_version=current, pending_version=pending, group_status=self._group_status())
+
+    def _group_status(self) -> str:
+        (group,) = all_pages(
+            self.elasticache,
+            "describe_replication_groups",
+            "ReplicationGroups",
+            ReplicationGroupId=self.replication_group_id,
+        )
+        return str(group["Status"])
 
     def _token(self, stage: str) -> str:
         value = self.secretsmanager.get_secret_value(SecretId=self.secret_id, VersionStage=stage)["SecretString"]
@@ -83,8 +92,7 @@ class CacheAuthRotation:
     def wait_available(self) -> None:
         deadline = time.monotonic() + self.wait_timeout_seconds
         while True:
-            group = self.elasticache.describe_replication_groups(ReplicationGroupId=self.replication_group_id)
-            status = group["ReplicationGroups"][0]["Status"]
+            status = self._group_status()
             if status == "available":
                 return
             if time.monotonic() >= deadline:

@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
+from pat_data import contract
 from pat_data.cache import CacheSettings, cluster_client, settings_from_secret
 from pat_data.cache_auth import CacheAuthRotation
 from pat_data.connect import target_from_dsn
@@ -38,8 +39,8 @@ LOCAL_SETTINGS = {
     "PAT_LOCAL_PGBOUNCER_CONSOLE": "DSN of the local PgBouncer admin console",
     "PAT_LOCAL_CACHE": "host:port:password of a node of the local Redis cluster",
 }
-# Must match the migrator function's timeout (pat_constructs/schema_migrator.py: `timeout=Duration.minutes(15)`).
-MIGRATOR_TIMEOUT_SECONDS = 900
+# The migrator function's timeout: the construct sets it from the same contract value.
+MIGRATOR_TIMEOUT_SECONDS = contract.MIGRATOR_TIMEOUT_SECONDS
 # A synchronous invoke holds the connection open until the function returns: wait longer than it may run, never let
 # the SDK send the same (possibly mutating) invocation again, and keep the idle connection alive meanwhile.
 MIGRATOR_INVOKE_CONFIG = Config(

@@ -33,7 +33,14 @@ REPLACING_PROPERTIES: dict[str, tuple[str, ...]] = {
     "AWS::SecretsManager::Secret": ("Name",),
     "AWS::Backup::BackupVault": ("BackupVaultName", "EncryptionKeyArn"),
     "AWS::Logs::LogGroup": ("LogGroupName",),
+    "AWS::EC2::SecurityGroup": ("GroupDescription", "GroupName", "VpcId"),
+    "AWS::EC2::Subnet": ("AvailabilityZone", "CidrBlock", "VpcId"),
+    "AWS::EC2::VPC": ("CidrBlock",),
 }  # fmt: skip
+# Not stateful, but their replacement disrupts: a new writer instance (a failover-like outage; instances are
+# DESTROYed with their cluster, see removal_policy.py), and the network identities other stacks hold by reference
+# (a replaced security group or subnet changes a value consumers read from another stack).
+DISRUPTIVE_TYPES = frozenset({"AWS::RDS::DBInstance", "AWS::EC2::SecurityGroup", "AWS::EC2::Subnet", "AWS::EC2::VPC"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,10 @@ class Change:
     @property
     def stateful(self) -> bool:
         return self.resource_type in STATEFUL_TYPES
+
+    @property
+    def disruptive(self) -> bool:
+        return self.resource_type in DISRUPTIVE_TYPES
 
 
 def compare(base: dict[str, dict[str, Any]], head: dict[str, dict[str, Any]]) -> list[Change]:
@@ -106,12 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         head = synthesize(ROOT, Path(temp) / "head.out")
     changes = compare(base, head)
     for change in changes:
-        mark = "STATEFUL" if change.stateful else "        "
+        mark = "STATEFUL" if change.stateful else "DISRUPTS" if change.disruptive else "        "
         print(f"{mark} {change.action:7} {change.stack}/{change.logical_id} ({change.resource_type}): {change.reason}")
     hit = [c for c in changes if c.stateful]
-    print(f"{len(changes)} replacement(s)/deletion(s) vs {args.base}; {len(hit)} stateful")
-    if hit:
-        print("a stateful resource would be replaced or deleted: see tests/unit/test_stateful_manifest.py for the fix",
+    disrupting = [c for c in changes if c.disruptive]
+    print(
+        f"{len(changes)} replacement(s)/deletion(s) vs {args.base}: {len(hit)} stateful, {len(disrupting)} disruptive"
+    )
+    if hit or disrupting:
+        print("a stateful or disruptive resource would be replaced or deleted: see "
+              "tests/unit/test_stateful_manifest.py (stateful) and docs/deploy.md (writer, network)",
               file=sys.stderr)  # fmt: skip
         return 1
     return 0

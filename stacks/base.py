@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aspects, Environment, Stack
-from constructs import Construct
+import jsii
+from aws_cdk import Aspects, CfnResource, Environment, IAspect, ReferenceStrength, Stack
+from constructs import Construct, IConstruct
 
 from pat_constructs.checkov import CheckovSkipRule
 from pat_constructs.removal_policy import DataProtection, RemovalPolicyRule
 from pat_constructs.tagging import apply_tags
 from stacks.config import EnvironmentConfig, availability_zone_context
+
+# Identities that other stacks hold by reference and that must never change under them unnoticed: keys, secrets,
+# security groups, the network and the database cluster. The app's default (cdk.json) is a weak reference
+# (Fn::GetStackOutput): no export lock, and a consumer whose template did not change is not redeployed when the
+# producer's value changes. These
+# are produced as strong references (Export/ImportValue): CloudFormation refuses to replace or delete one while a
+# consumer imports it, so a replacement fails the producer's deploy instead of stranding its consumers.
+STRONG_REFERENCE_TYPES = frozenset(
+    {
+        "AWS::KMS::Key",
+        "AWS::SecretsManager::Secret",
+        "AWS::SecretsManager::SecretTargetAttachment",
+        "AWS::EC2::SecurityGroup",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::VPC",
+        "AWS::RDS::DBCluster",
+    }
+)
+
+
+@jsii.implements(IAspect)
+class StrongIdentityReferences:
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, CfnResource) and node.cfn_resource_type in STRONG_REFERENCE_TYPES:
+            node.apply_cross_stack_reference_strength(ReferenceStrength.STRONG)
 
 
 class PatStack(Stack):
@@ -51,3 +77,4 @@ class PatStack(Stack):
         protection = DataProtection.for_env(retain_data=config.retain_data, allow_destroy=config.allow_destroy)
         Aspects.of(self).add(RemovalPolicyRule(protection))
         Aspects.of(self).add(CheckovSkipRule())
+        Aspects.of(self).add(StrongIdentityReferences())

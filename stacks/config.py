@@ -147,6 +147,9 @@ class CacheConfig:
     node_type: str
     shards: int
     replicas_per_shard: int
+    # ElastiCache's nodes-per-cluster quota for this account (default 90; raisable to at most 500 on Redis OSS
+    # 5.0.6+ / Valkey 7.2+, docs/aws-facts-data-ops.md ELASTICACHE-NODE-LIMIT). Raise it here only after AWS did.
+    nodes_per_cluster_quota: int = 90
     # Not 6379: scanners and default client configs try the default port first.
     port: int = 6380
     eviction_policy: str = "allkeys-lru"
@@ -222,6 +225,12 @@ class BackupConfig:
     monthly_retention_days: int | None = None
     # "none", "governance" (removable by privileged users) or "compliance" (immutable once the grace time passed).
     vault_lock: str = "none"
+    # The lock's retention bounds (both vaults). A backup or copy job whose retention falls outside them FAILS, and
+    # in compliance mode the bounds can never be changed after the grace time: min is a floor against short-lived
+    # recovery points (7 days: the shortest retention anyone should want in a locked vault), max leaves room for
+    # longer legal or audit rules later (10 years) instead of the longest rule of today.
+    lock_min_retention_days: int = 7
+    lock_max_retention_days: int = 3650
     # Copy every recovery point to a vault in this region (disaster recovery); None = no copy.
     copy_region: str | None = None
     copy_retention_days: int = 35
@@ -426,6 +435,16 @@ class EnvironmentConfig:
             fail("cache.shards", cache.shards, "cluster mode allows 1-500 shards")
         if not 1 <= cache.replicas_per_shard <= 5:
             fail("cache.replicas_per_shard", cache.replicas_per_shard, "1-5: automatic failover needs a replica")
+        if not 1 <= cache.nodes_per_cluster_quota <= 500:
+            fail("cache.nodes_per_cluster_quota", cache.nodes_per_cluster_quota, "ElastiCache allows at most 500")
+        nodes = cache.shards * (cache.replicas_per_shard + 1)
+        if nodes > cache.nodes_per_cluster_quota:
+            fail(
+                "cache.shards",
+                cache.shards,
+                f"shards x (replicas_per_shard + 1) = {nodes} nodes exceeds the nodes-per-cluster quota "
+                f"({cache.nodes_per_cluster_quota}; cache.nodes_per_cluster_quota after AWS raised it, at most 500)",
+            )
         if cache.port == 6379 or not 1024 <= cache.port <= 65535:
             fail("cache.port", cache.port, "a non-default port between 1024 and 65535 (not 6379)")
         if cache.eviction_policy not in CACHE_EVICTION_POLICIES:
@@ -519,8 +538,33 @@ class EnvironmentConfig:
             fail("backup.copy_region", backup.copy_region, f"another AWS region than {self.region}")
         if self.is_prod and (backup.vault_lock == "none" or backup.copy_region is None):
             fail("backup.vault_lock", backup.vault_lock, "prod locks its vault and copies backups to a second region")
+        if backup.vault_lock != "none":
+            self._validate_lock_bounds()
         if not 1 <= backup.max_recovery_point_age_hours <= 24 * 35:
             fail("backup.max_recovery_point_age_hours", backup.max_recovery_point_age_hours, "allowed: 1-840 hours")
+
+    def _validate_lock_bounds(self) -> None:
+        """Vault Lock: jobs outside [min, max] fail, and a compliance lock's bounds are immutable after 3 days."""
+        backup, fail = self.backup, self._fail
+        low, high = backup.lock_min_retention_days, backup.lock_max_retention_days
+        if not 1 <= low <= high:
+            fail("backup.lock_min_retention_days", low, f"1 to lock_max_retention_days ({high})")
+        if high > 36500:
+            fail("backup.lock_max_retention_days", high, "AWS Backup allows at most 36500 days")
+        rules = {
+            "backup.daily_retention_days": backup.daily_retention_days,
+            "backup.weekly_retention_days": backup.weekly_retention_days,
+            "backup.monthly_retention_days": backup.monthly_retention_days,
+            "backup.copy_retention_days": backup.copy_retention_days if backup.copy_region else None,
+        }
+        for field_name, days in rules.items():
+            if days is not None and not low <= days <= high:
+                fail(
+                    field_name,
+                    days,
+                    f"within the vault lock's bounds {low}-{high} days (lock_min/max_retention_days): a job outside "
+                    "them fails, and a compliance lock cannot be widened once its grace time has passed",
+                )
 
     def _fail(self, field_name: str, value: object, allowed: str) -> NoReturn:
         raise ConfigError(self.name, field_name, value, allowed)

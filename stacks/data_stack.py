@@ -82,13 +82,15 @@ class DataStack(PatStack):
         if not config.retain_data:
             self.aurora.acknowledge_disposable()
 
-        rotate_postgres_single_user(
+        owner_rotation = rotate_postgres_single_user(
             self.aurora.owner_secret,
             vpc=vpc,
             security_group=self.rotation_security_group,
             every_days=db.secret_rotation_days,
             rotate_immediately=True,
         )
+        # Rotating immediately logs in: not before the writer (and every reader) exists and accepts connections.
+        owner_rotation.node.add_dependency(*self.aurora.instances)
         self.user_secrets: dict[str, secretsmanager.ISecret] = {}
         for key, (username, purpose) in APP_USERS.items():
             secret = generated_secret(
@@ -101,13 +103,14 @@ class DataStack(PatStack):
             # host/port/dbname/engine are added to the secret, so a secret alone is enough to connect.
             attached = secret.attach(self.cluster)
             # The role is created by the schema migrations: the first rotation waits for the schedule.
-            rotate_postgres_single_user(
+            rotation = rotate_postgres_single_user(
                 attached,
                 vpc=vpc,
                 security_group=self.rotation_security_group,
                 every_days=db.secret_rotation_days,
                 rotate_immediately=False,
             )
+            rotation.node.add_dependency(*self.aurora.instances)
             self.user_secrets[key] = attached
 
         # A failed or stalled rotation pages on-call (the topic is the Ops stack's, by its fixed ARN).

@@ -29,6 +29,8 @@ FIVE_MINUTES = Duration.minutes(5)
 ONE_DAY = Duration.days(1)
 EDGE_REGION = "us-east-1"
 LOGS = next(c for c in DATA_CLASSES if c.name == "logs")
+# CloudWatch: a metric math alarm references at most 10 metrics, a hard limit (docs/aws-facts-data-ops.md).
+MAX_METRICS_PER_MATH_ALARM = 10
 
 
 def cache_node_ids(env_name: str, shards: int, replicas_per_shard: int) -> list[str]:
@@ -50,7 +52,8 @@ class BackupDrStack(PatStack):
             "DrVault",
             env_name=config.name,
             vault_lock=config.backup.vault_lock,
-            retention_days=config.backup.copy_retention_days,
+            lock_min_retention_days=config.backup.lock_min_retention_days,
+            lock_max_retention_days=config.backup.lock_max_retention_days,
         )
 
 
@@ -85,6 +88,8 @@ class OpsStack(PatStack):
             weekly_retention_days=config.backup.weekly_retention_days,
             monthly_retention_days=config.backup.monthly_retention_days,
             vault_lock=config.backup.vault_lock,
+            lock_min_retention_days=config.backup.lock_min_retention_days,
+            lock_max_retention_days=config.backup.lock_max_retention_days,
             copy_region=config.backup.copy_region,
             copy_retention_days=config.backup.copy_retention_days,
         )
@@ -184,32 +189,80 @@ class OpsStack(PatStack):
                 for index, node in enumerate(node_ids)
             }  # fmt: skip
 
-        def worst(label: str, name: str, statistic: str, node_ids: list[str]) -> cloudwatch.IMetric:
-            return max_of(label, per_node(name, statistic, node_ids), FIVE_MINUTES)
+        def worst(
+            name: str,
+            label: str,
+            metric_name: str,
+            statistic: str,
+            node_ids: list[str],
+            *,
+            threshold: float,
+            summary: str,
+            runbook: str,
+        ) -> None:
+            """The worst node, as metric math over at most 10 nodes per alarm (CloudWatch's hard limit for metric
+            math alarms): a larger cluster gets one alarm per group of 10 nodes, so every node stays watched."""
+            groups = [
+                node_ids[i : i + MAX_METRICS_PER_MATH_ALARM]
+                for i in range(0, len(node_ids), MAX_METRICS_PER_MATH_ALARM)
+            ]
+            for index, group in enumerate(groups):
+                suffix = "" if index == 0 else str(index + 1)
+                part = "" if len(groups) == 1 else f" (nodes {group[0][-8:]}..{group[-1][-8:]})"
+                specs.append(
+                    AlarmSpec(
+                        name=f"{name}{suffix}",
+                        metric=max_of(label, per_node(metric_name, statistic, group), FIVE_MINUTES),
+                        threshold=threshold,
+                        summary=summary + part,
+                        runbook=runbook,
+                        tier="Cache",
+                    )
+                )
 
-        specs += [
-            AlarmSpec(name="CacheEngineCpu", metric=worst("max engine CPU", "EngineCPUUtilization", "Maximum", nodes),
-                      threshold=t.cache_cpu_percent,
-                      summary=f"Cache engine CPU: a node above {t.cache_cpu_percent:g}%.",
-                      runbook="cache-pressure", tier="Cache"),
-            AlarmSpec(name="CacheMemory",
-                      metric=worst("max memory %", "DatabaseMemoryUsagePercentage", "Maximum", nodes),
-                      threshold=t.cache_memory_percent,
-                      summary=f"Cache memory: a node above {t.cache_memory_percent:g}%.",
-                      runbook="cache-pressure", tier="Cache"),
-            AlarmSpec(name="CacheEvictions", metric=worst("max evictions", "Evictions", "Sum", nodes),
-                      threshold=t.cache_evictions_per_5min,
-                      summary=f"Cache evictions: a node evicted over {t.cache_evictions_per_5min} keys in 5 min.",
-                      runbook="cache-pressure", tier="Cache"),
-            AlarmSpec(name="CacheReplicationLag",
-                      metric=worst("max replication lag", "ReplicationLag", "Maximum", replicas),
-                      threshold=t.cache_replication_lag_seconds,
-                      summary=f"Cache replication lag: a replica over {t.cache_replication_lag_seconds:g} s behind.",
-                      runbook="cache-node-failed", tier="Cache"),
-            AlarmSpec(name="CacheConnections", metric=worst("max connections", "CurrConnections", "Maximum", nodes),
-                      threshold=t.cache_connections, summary=f"Cache connections: a node above {t.cache_connections}.",
-                      runbook="cache-pressure", tier="Cache"),
-        ]  # fmt: skip
+        worst(
+            "CacheEngineCpu",
+            "max engine CPU",
+            "EngineCPUUtilization",
+            "Maximum",
+            nodes,
+            threshold=t.cache_cpu_percent,
+            summary=f"Cache engine CPU: a node above {t.cache_cpu_percent:g}%.",
+            runbook="cache-pressure",
+        )
+        worst(
+            "CacheMemory",
+            "max memory %",
+            "DatabaseMemoryUsagePercentage",
+            "Maximum",
+            nodes,
+            threshold=t.cache_memory_percent,
+            summary=f"Cache memory: a node above {t.cache_memory_percent:g}%.",
+            runbook="cache-pressure",
+        )
+        worst(
+            "CacheEvictions",
+            "max evictions",
+            "Evictions",
+            "Sum",
+            nodes,
+            threshold=t.cache_evictions_per_5min,
+            summary=f"Cache evictions: a node evicted over {t.cache_evictions_per_5min} keys in 5 min.",
+            runbook="cache-pressure",
+        )
+        worst(
+            "CacheReplicationLag",
+            "max replication lag",
+            "ReplicationLag",
+            "Maximum",
+            replicas,
+            threshold=t.cache_replication_lag_seconds,
+            summary=f"Cache replication lag: a replica over {t.cache_replication_lag_seconds:g} s behind.",
+            runbook="cache-node-failed",
+        )
+        worst("CacheConnections", "max connections", "CurrConnections", "Maximum", nodes,
+              threshold=t.cache_connections, summary=f"Cache connections: a node above {t.cache_connections}.",
+              runbook="cache-pressure")  # fmt: skip
 
         def schema_metric(name: str, statistic: str, period: Duration) -> cloudwatch.Metric:
             return cloudwatch.Metric(namespace="Pat/Schema", metric_name=name, dimensions_map={"Environment": env},

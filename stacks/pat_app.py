@@ -51,8 +51,13 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
     )
     storage = StorageStack(scope, config=config)
     ops = OpsStack(scope, config=config, logs_key=keys.keys.logs, backup_key=keys.keys.backup)
+    # The rotation-age alarms and the RotationFailed rule (Data stack) notify the on-call topic by its fixed ARN.
+    data.add_stack_dependency(ops, "rotation-age alarms and the RotationFailed rule notify the on-call topic")
     # The pooler's alarms publish to the on-call topic by its fixed ARN: the topic must exist first.
     access.add_stack_dependency(ops, "PgBouncer alarms notify the on-call topic")
+    # The pooler's only logins (pat_app, pat_readonly) are created and given their passwords by the Schema stack's
+    # migrator: on a first deploy RDS Proxy's targets (and PgBouncer's auth) would wait on roles that do not exist.
+    access.add_stack_dependency(schema, "the pooler's logins are created by the schema migrator")
     edge = EdgeMonitoringStack(scope, config=config, distribution_id=storage.attachments.distribution.distribution_id)
     return PatEnvironment(
         config=config,

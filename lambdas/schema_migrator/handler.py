@@ -1,8 +1,10 @@
 """Schema migrator: the CDK Provider's onEvent handler at deploy time, and the daily partition maintenance job.
 
 Thin on purpose: parse the event, read the secrets, call pat_data.schema_deploy, shape the response and metrics.
-Create/Update migrate forward (a rollback re-sending old properties finds nothing to do: the engine ignores
-migrations newer than its files); Delete never touches the database.
+Create/Update migrate forward. When an Update fails, CloudFormation rolls the resource back by sending Update with
+the OLD properties while this function still runs the NEW bundle: a request whose schema hash is not the one this
+bundle holds is answered with success without touching the database (content hashes have no order, so "differs"
+is the rule, not "older"). Delete never touches the database.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from pat_data import contract
 from pat_data.connect import Target, target_from_secret
 from pat_data.schema_deploy import deploy_schema, emf_metrics, maintain_partitions, run_operation, wait_for_writer
 
@@ -41,18 +44,20 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        missing = [key for key in ("ENV_NAME", "OWNER_SECRET_ARN") if not environ.get(key)]
+        missing = [key for key in (contract.ENV_NAME, contract.ENV_OWNER_SECRET_ARN) if not environ.get(key)]
         if missing:
             raise RuntimeError(f"schema migrator misconfigured: environment variable(s) {', '.join(missing)} not set")
+        root = Path(environ.get("PAT_BUNDLE_ROOT", str(BUNDLE_ROOT)))
+        # The CA bundle ships in the asset: a relative path is relative to the bundle root.
+        rootcert = environ.get(contract.ENV_DB_SSLROOTCERT) or None
         return cls(
-            env=environ["ENV_NAME"],
-            owner_secret_arn=environ["OWNER_SECRET_ARN"],
-            login_secret_arns=json.loads(environ.get("LOGIN_SECRET_ARNS", "{}")),
-            # TLS is enforced by the cluster (rds.force_ssl); verify-full when the RDS CA bundle is shipped.
-            sslmode=environ.get("DB_SSLMODE", "require"),
-            sslrootcert=environ.get("DB_SSLROOTCERT") or None,
+            env=environ[contract.ENV_NAME],
+            owner_secret_arn=environ[contract.ENV_OWNER_SECRET_ARN],
+            login_secret_arns=json.loads(environ.get(contract.ENV_LOGIN_SECRET_ARNS, "{}")),
+            sslmode=environ.get(contract.ENV_DB_SSLMODE, "verify-full"),
+            sslrootcert=str(root / rootcert) if rootcert else None,
             out_of_order=environ.get("OUT_OF_ORDER", "false") == "true",
-            root=Path(environ.get("PAT_BUNDLE_ROOT", str(BUNDLE_ROOT))),
+            root=root,
         )
 
 
@@ -85,10 +90,19 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
         logger.info("delete: the schema and its data are never dropped by CloudFormation", extra={"id": physical_id})
         return {"PhysicalResourceId": physical_id}
     properties = event.get("ResourceProperties", {})
+    requested = properties.get(contract.PROP_SCHEMA_HASH)
+    bundled = contract.schema_hash(settings.root)
     logger.info(
         "schema deploy",
-        extra={"request": request, "schema_hash": properties.get("SchemaHash"), "engine": properties.get("Engine")},
+        extra={
+            "request": request,
+            "schema_hash": requested,
+            "engine_hash": properties.get(contract.PROP_ENGINE_HASH),
+            "bundle_schema_hash": bundled,
+        },
     )
+    if request == "Update" and requested != bundled:
+        return _not_this_bundle(physical_id, requested, bundled)
     try:
         owner = _owner_target(client, settings)
         logins = {role: _secret(client, arn)["password"] for role, arn in settings.login_secret_arns.items()}
@@ -127,6 +141,30 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
     }
 
 
+def _not_this_bundle(physical_id: str, requested: object, bundled: str) -> dict[str, Any]:
+    """A rollback (or any Update for a schema this bundle does not hold): succeed, change nothing, say so.
+
+    Re-running the bundle's own migrations here would repeat the very failure being rolled back and leave the stack
+    in UPDATE_ROLLBACK_FAILED; the database keeps what the failed Update committed (see docs/deploy.md).
+    """
+    logger.warning(
+        "update for a schema this bundle does not hold (a rollback): database left untouched",
+        extra={"requested_schema_hash": requested, "bundle_schema_hash": bundled},
+    )
+    skipped = "unchanged: rollback to another schema bundle, see docs/deploy.md"
+    return {
+        "PhysicalResourceId": physical_id,
+        "Data": {
+            "AppliedVersions": "none",
+            "CurrentVersion": skipped,
+            "IgnoredFutureVersions": "none",
+            "EngineVersion": "unchanged",
+            "LoginPasswordsSet": "none",
+            "Skipped": "true",
+        },
+    }
+
+
 def maintain(settings: Settings, deadline: float, client: Any) -> dict[str, Any]:
     try:
         report = maintain_partitions(
@@ -157,17 +195,25 @@ def maintain(settings: Settings, deadline: float, client: Any) -> dict[str, Any]
 
 
 def operate(event: Mapping[str, Any], settings: Settings, deadline: float, client: Any) -> dict[str, Any]:
-    """On-call operations (`patops migrations ...`, `patops partitions status`): the same engine, from inside the
-    VPC, so on-call never needs a network path to the writer."""
+    """On-call operations (`patops migrations ...`, `patops db connections`, the login check of `patops secrets
+    rotate`): the same engine, from inside the VPC, so on-call never needs a network path to the writer."""
     owner = _owner_target(client, settings)
     wait_for_writer(owner, deadline=deadline)
+    operation = str(event["operation"])
+    # Read on every invocation (never cached across warm starts): a login check must test the CURRENT password.
+    logins = (
+        {role: _secret(client, arn)["password"] for role, arn in settings.login_secret_arns.items()}
+        if operation == "check-login"
+        else None
+    )
     return run_operation(
         owner,
-        str(event["operation"]),
+        operation,
         dict(event.get("arguments", {})),
         migrations_dir=settings.root / "schema" / "migrations",
         partitions_file=settings.root / "schema" / "partitions.toml",
         env=settings.env,
+        logins=logins,
     )
 
 

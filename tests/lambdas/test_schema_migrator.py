@@ -17,13 +17,17 @@ import pytest
 from moto import mock_aws
 
 from lambdas.schema_migrator import handler as migrator
+from pat_data import contract
 from pat_data.connect import target_from_dsn
 from pat_data.local import LocalPostgres, create_owner_database
 from pat_data.migrations import MigrationFailedError
 from pat_data.schema_deploy import WriterUnavailableError, wait_for_writer
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL = "001,002,003,004,005,006"
+VERSIONS = sorted(p.name[1:4] for p in (ROOT / "schema" / "migrations").glob("V*.sql"))
+ALL = ",".join(VERSIONS)
+FUTURE = ",".join(VERSIONS[4:])  # what a bundle that knew only V001-V004 ignores
+NEXT = f"{int(VERSIONS[-1]) + 1:03d}"
 _databases = itertools.count(1)
 
 
@@ -46,8 +50,27 @@ class Deployment:
     app_password: str
     bundle: Path
 
+    def event(self, request: str, **hashes: str) -> dict[str, Any]:
+        return cfn_event(request, self.bundle, **hashes)
 
-def cfn_event(request: str, *, schema_hash: str = "hash-2", old_hash: str | None = None) -> dict[str, Any]:
+    def history(self) -> list[tuple[str, bool]]:
+        with psycopg.connect(self.postgres.dsn(dbname=self.dbname)) as conn:
+            rows = conn.execute("SELECT version, success FROM public.flyway_schema_history ORDER BY installed_rank")
+            return [(str(v), bool(ok)) for v, ok in rows.fetchall()]
+
+
+def properties(schema_hash: str) -> dict[str, str]:
+    return {
+        contract.PROP_SCHEMA_HASH: schema_hash,
+        contract.PROP_ENGINE_HASH: "engine-1",
+        contract.PROP_ENVIRONMENT: "dev",
+    }
+
+
+def cfn_event(
+    request: str, bundle: Path, *, schema_hash: str | None = None, old_hash: str | None = None
+) -> dict[str, Any]:
+    """A CloudFormation event; by default it asks for exactly the schema the bundle holds (a normal deploy)."""
     event: dict[str, Any] = {
         "RequestType": request,
         "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:provider",
@@ -56,12 +79,12 @@ def cfn_event(request: str, *, schema_hash: str = "hash-2", old_hash: str | None
         "RequestId": "request-1",
         "LogicalResourceId": "Schema",
         "ResourceType": "Custom::PatSchema",
-        "ResourceProperties": {"SchemaHash": schema_hash, "Engine": "1.0.0"},
+        "ResourceProperties": properties(schema_hash or contract.schema_hash(bundle)),
     }
     if request != "Create":
         event["PhysicalResourceId"] = "pat-schema-dev"
     if old_hash:
-        event["OldResourceProperties"] = {"SchemaHash": old_hash, "Engine": "1.0.0"}
+        event["OldResourceProperties"] = properties(old_hash)
     return event
 
 
@@ -105,10 +128,10 @@ def emf_lines(output: str) -> list[dict[str, Any]]:
 def test_create_applies_everything_sets_login_passwords_and_publishes_metrics(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    response = migrator.handler(cfn_event("Create"), LambdaContext())
+    response = migrator.handler(deployment.event("Create"), LambdaContext())
     assert response["PhysicalResourceId"] == "pat-schema-dev"
     assert response["Data"]["AppliedVersions"] == ALL
-    assert response["Data"]["CurrentVersion"] == "006"
+    assert response["Data"]["CurrentVersion"] == VERSIONS[-1]
     assert response["Data"]["LoginPasswordsSet"] == "pat_app,pat_readonly"
     app_dsn = deployment.postgres.dsn("pat_app", deployment.app_password, deployment.dbname)
     with psycopg.connect(app_dsn) as conn:  # the password from Secrets Manager now logs in
@@ -118,28 +141,29 @@ def test_create_applies_everything_sets_login_passwords_and_publishes_metrics(
     assert metrics[-1]["FuturePartitionsMin"] == 12
     assert metrics[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Pat/Schema"
 
-    again = migrator.handler(cfn_event("Update", old_hash="hash-1"), LambdaContext())
+    again = migrator.handler(deployment.event("Update", old_hash="hash-1"), LambdaContext())
     assert again["Data"]["AppliedVersions"] == "none"
     assert again["Data"]["LoginPasswordsSet"] == "none"  # already matching: rotation is never fought
 
 
 def test_delete_never_touches_the_database(deployment: Deployment) -> None:
-    migrator.handler(cfn_event("Create"), LambdaContext())
-    assert migrator.handler(cfn_event("Delete"), LambdaContext()) == {"PhysicalResourceId": "pat-schema-dev"}
+    migrator.handler(deployment.event("Create"), LambdaContext())
+    assert migrator.handler(deployment.event("Delete"), LambdaContext()) == {"PhysicalResourceId": "pat-schema-dev"}
     dsn = deployment.postgres.dsn(dbname=deployment.dbname)
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM public.flyway_schema_history").fetchone() == (6,)
+        assert conn.execute("SELECT count(*) FROM public.flyway_schema_history").fetchone() == (len(VERSIONS),)
         assert conn.execute("SELECT to_regclass('pat.emails') IS NOT NULL").fetchone() == (True,)
 
 
 def test_rollback_with_old_properties_and_old_code_neither_fails_nor_downgrades(deployment: Deployment) -> None:
-    migrator.handler(cfn_event("Create"), LambdaContext())
+    migrator.handler(deployment.event("Create"), LambdaContext())
     # The previous deployment's bundle knew V001-V004 only; CloudFormation re-sends its properties on rollback.
-    for newer in ("V005__audit_log.sql", "V006__users_last_seen_index.sql"):
-        (deployment.bundle / "schema" / "migrations" / newer).unlink()
-    response = migrator.handler(cfn_event("Update", schema_hash="hash-1", old_hash="hash-2"), LambdaContext())
+    for newer in sorted((deployment.bundle / "schema" / "migrations").glob("V*.sql"))[4:]:
+        newer.unlink()
+    # Both rolled back (the old bundle asks for its own schema): the engine ignores versions newer than its files.
+    response = migrator.handler(deployment.event("Update", old_hash="hash-2"), LambdaContext())
     assert response["Data"]["AppliedVersions"] == "none"
-    assert response["Data"]["IgnoredFutureVersions"] == "005,006"
+    assert response["Data"]["IgnoredFutureVersions"] == FUTURE
     with psycopg.connect(deployment.postgres.dsn(dbname=deployment.dbname)) as conn:
         assert conn.execute("SELECT to_regclass('pat.audit_log') IS NOT NULL").fetchone() == (True,)
 
@@ -147,20 +171,51 @@ def test_rollback_with_old_properties_and_old_code_neither_fails_nor_downgrades(
 def test_a_failing_file_fails_the_deploy_naming_it_and_the_next_deploy_resumes(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broken = deployment.bundle / "schema" / "migrations" / "V007__tag_counts.sql"
+    broken = deployment.bundle / "schema" / "migrations" / f"V{NEXT}__tag_counts.sql"
     broken.write_text("ALTER TABLE pat.tags ADD COLUMN email_count integer NOT NULL DEFAULT 0;\nSELECT 1/0;\n")
-    with pytest.raises(MigrationFailedError, match=r"^V007__tag_counts\.sql line 2: 22012 division by zero"):
-        migrator.handler(cfn_event("Create"), LambdaContext())
+    with pytest.raises(MigrationFailedError, match=rf"^V{NEXT}__tag_counts\.sql line 2: 22012 division by zero"):
+        migrator.handler(deployment.event("Create"), LambdaContext())
     assert emf_lines(capsys.readouterr().out)[-1]["MigrationFailures"] == 1
     broken.write_text("ALTER TABLE pat.tags ADD COLUMN email_count integer NOT NULL DEFAULT 0;\n")
-    response = migrator.handler(cfn_event("Update", schema_hash="hash-3", old_hash="hash-2"), LambdaContext())
-    assert response["Data"]["AppliedVersions"] == "007"  # V001-V006 stayed applied from the failed run
+    response = migrator.handler(deployment.event("Update", old_hash="hash-2"), LambdaContext())
+    assert response["Data"]["AppliedVersions"] == NEXT  # the earlier files stayed applied from the failed run
+
+
+def test_rollback_update_with_old_properties_on_the_new_bundle_succeeds_without_touching_the_database(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The failing deploy: Update with the new schema fails; CloudFormation then sends Update with the OLD properties
+    while the function still runs the NEW bundle. Re-running the failing file there is what left stacks in
+    UPDATE_ROLLBACK_FAILED; the handler must answer SUCCESS and leave the database alone."""
+    migrator.handler(deployment.event("Create"), LambdaContext())
+    old_hash = contract.schema_hash(deployment.bundle)
+    broken = deployment.bundle / "schema" / "migrations" / f"V{NEXT}__broken.sql"
+    broken.write_text("SELECT 1/0;\n")
+    with pytest.raises(MigrationFailedError):
+        migrator.handler(deployment.event("Update", old_hash=old_hash), LambdaContext())
+    before = deployment.history()
+    capsys.readouterr()
+    # Any database or secret access would now fail: the owner secret points at a closed port.
+    monkeypatch.setenv("OWNER_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gone")
+    rollback = deployment.event("Update", schema_hash=old_hash, old_hash=contract.schema_hash(deployment.bundle))
+    response = migrator.handler(rollback, LambdaContext())
+    assert response["PhysicalResourceId"] == "pat-schema-dev"
+    assert response["Data"]["Skipped"] == "true"
+    assert response["Data"]["AppliedVersions"] == "none"
+    assert deployment.history() == before
+    assert emf_lines(capsys.readouterr().out) == []  # not a migration, not a failure
+
+
+def test_create_for_a_schema_this_bundle_does_not_hold_still_migrates(deployment: Deployment) -> None:
+    """Only an Update can be a rollback: a Create always applies the bundle (it has nothing to roll back to)."""
+    response = migrator.handler(deployment.event("Create", schema_hash="not-this-bundle"), LambdaContext())
+    assert response["Data"]["AppliedVersions"] == ALL
 
 
 def test_schedule_runs_partition_maintenance_and_publishes_metrics(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    migrator.handler(cfn_event("Create"), LambdaContext())
+    migrator.handler(deployment.event("Create"), LambdaContext())
     scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
     result = migrator.handler(scheduled, LambdaContext())
     assert result["min_future_partitions"] == 12
@@ -177,7 +232,7 @@ def test_unknown_events_and_missing_settings_are_refused(
         migrator.handler({"hello": "world"}, LambdaContext())
     monkeypatch.delenv("OWNER_SECRET_ARN")
     with pytest.raises(RuntimeError, match="OWNER_SECRET_ARN not set"):
-        migrator.handler(cfn_event("Create"), LambdaContext())
+        migrator.handler(deployment.event("Create"), LambdaContext())
 
 
 def test_waiting_for_the_writer_backs_off_and_gives_up_at_the_deadline(lambda_postgres: LocalPostgres) -> None:

@@ -10,8 +10,9 @@ import boto3
 import botocore
 import pytest
 
-from pat_constructs.bundling import PipLocalBundling, content_hash
+from pat_constructs.bundling import PipLocalBundling
 from pat_constructs.schema_migrator import BUNDLE_INCLUDE
+from pat_data.contract import content_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "lambdas" / "schema_migrator" / "requirements.txt"

@@ -100,7 +100,14 @@ def test_backup_plan_vault_lock_and_copies_per_env(synthesized: Synthesized, env
     if env.backup.vault_lock == "none":
         assert lock is None
     else:
-        assert lock["MinRetentionDays"] == 1
+        assert lock["MinRetentionDays"] == env.backup.lock_min_retention_days
+        assert lock["MaxRetentionDays"] == env.backup.lock_max_retention_days
+        # Every rule lands inside the lock's bounds, or its jobs fail (docs/aws-facts-data-ops.md BACKUP-VAULT-LOCK).
+        (plan,) = synthesized.resources(env_name, "Ops", "AWS::Backup::BackupPlan").values()
+        for rule in plan["Properties"]["BackupPlan"]["BackupPlanRule"]:
+            days = [rule["Lifecycle"]["DeleteAfterDays"]]
+            days += [c["Lifecycle"]["DeleteAfterDays"] for c in rule.get("CopyActions", [])]
+            assert all(lock["MinRetentionDays"] <= d <= lock["MaxRetentionDays"] for d in days), rule["RuleName"]
         assert ("ChangeableForDays" in lock) == (env.backup.vault_lock == "compliance")
     (plan,) = synthesized.resources(env_name, "Ops", "AWS::Backup::BackupPlan").values()
     rules = {r["RuleName"]: r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]}

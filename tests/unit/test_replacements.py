@@ -36,3 +36,18 @@ def test_renamed_bucket_moved_construct_and_removed_stack_are_reported() -> None
 def test_updatable_property_changes_are_not_replacements() -> None:
     updated = {**BUCKET, "Properties": {**BUCKET["Properties"], "VersioningConfiguration": {"Status": "Enabled"}}}
     assert compare({"S": template(B=BUCKET)}, {"S": template(B=updated)}) == []
+
+
+def test_a_replaced_writer_instance_or_security_group_is_disruptive_though_not_stateful() -> None:
+    writer: dict[str, Any] = {
+        "Type": "AWS::RDS::DBInstance",
+        "Properties": {"DBClusterIdentifier": {"Ref": "C"}, "AvailabilityZone": "a"},
+    }
+    moved = {**writer, "Properties": {**writer["Properties"], "AvailabilityZone": "b"}}
+    group: dict[str, Any] = {
+        "Type": "AWS::EC2::SecurityGroup",
+        "Properties": {"GroupDescription": "old", "VpcId": "vpc-1"},
+    }
+    renamed = {**group, "Properties": {**group["Properties"], "GroupDescription": "new"}}
+    changes = compare({"S": template(W=writer, G=group)}, {"S": template(W=moved, G=renamed)})
+    assert {(c.logical_id, c.stateful, c.disruptive) for c in changes} == {("W", False, True), ("G", False, True)}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from typing import Any
 
-from pat_constructs.bundling import content_hash
 from pat_constructs.schema_migrator import ENGINE_FILES
+from pat_data import contract
+from pat_data.contract import content_hash
 from tests.conftest import ROOT, Synthesized
 
 
@@ -23,24 +25,28 @@ def test_custom_resource_reruns_only_when_schema_or_engine_change(synthesized: S
     props = resource["Properties"]
     assert props["SchemaHash"] == content_hash(ROOT, ["schema"])
     assert props["EngineHash"] == content_hash(ROOT, ENGINE_FILES)
-    assert set(props) == {"ServiceToken", "SchemaHash", "EngineHash", "Environment"}
+    assert set(props) == {"ServiceToken", *contract.MIGRATOR_PROPERTIES}
     stack = synthesized.envs[env_name].schema
     assert synthesized.envs[env_name].data in stack.dependencies  # after the writer instance exists
 
 
-def test_migrator_lambda_is_isolated_reserved_and_reads_only_its_secrets(
+def test_migrator_lambda_is_isolated_unreserved_and_reads_only_its_secrets(
     synthesized: Synthesized, env_name: str
 ) -> None:
     props = migrator_function(synthesized, env_name)
     assert props["Runtime"] == "python3.14"
     assert props["Handler"] == "lambdas.schema_migrator.handler.handler"
-    assert props["ReservedConcurrentExecutions"] == 1
-    assert props["Timeout"] == 900
+    # No reservation: it must leave the account's unreserved floor (docs/aws-facts-iam-kms-lambda.md
+    # LAMBDA-RESERVED-CONCURRENCY-FLOOR), and one slot would throttle a deploy while the daily run holds it.
+    assert "ReservedConcurrentExecutions" not in props
+    assert props["Timeout"] == contract.MIGRATOR_TIMEOUT_SECONDS
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
-    assert "KmsKeyArn" in props
+    # Lambda's own key: a customer key would have to admit Lambda (LAMBDA-ENV-KMS-CALLER-PERMISSIONS).
+    assert "KmsKeyArn" not in props
     variables = props["Environment"]["Variables"]
     assert variables["ENV_NAME"] == env_name
-    assert variables["DB_SSLMODE"] == "require"
+    assert variables[contract.ENV_DB_SSLMODE] == "verify-full"
+    assert variables[contract.ENV_DB_SSLROOTCERT] == contract.RDS_CA_BUNDLE
     assert {"OWNER_SECRET_ARN", "LOGIN_SECRET_ARNS"} <= set(variables)
     subnets = json.dumps(props["VpcConfig"]["SubnetIds"])
     assert "Isolated" in subnets
@@ -86,3 +92,22 @@ def test_provider_framework_runs_in_the_nat_subnets_with_https_only(synthesized:
 def test_schema_discovery_parameters(synthesized: Synthesized, env_name: str) -> None:
     names = {p["Properties"]["Name"] for p in synthesized.resources(env_name, "Schema", "AWS::SSM::Parameter").values()}
     assert names == {f"/pat/{env_name}/schema/migrator-function-name", f"/pat/{env_name}/schema/failure-queue-url"}
+
+
+def test_the_handler_reads_exactly_the_properties_and_environment_the_construct_sends(
+    synthesized: Synthesized, env_name: str
+) -> None:
+    """Both sides spell the contract through pat_data.contract: the handler holds no literal copy of a property or
+    environment name (an earlier handler logged "Engine" while the construct sent "EngineHash")."""
+    (resource,) = synthesized.resources(env_name, "Schema", "Custom::PatSchema").values()
+    sent = set(resource["Properties"]) - {"ServiceToken"}
+    assert sent == set(contract.MIGRATOR_PROPERTIES)
+    assert set(migrator_function(synthesized, env_name)["Environment"]["Variables"]) == set(
+        contract.MIGRATOR_ENVIRONMENT
+    )
+    handler = ast.parse((ROOT / "lambdas" / "schema_migrator" / "handler.py").read_text())
+    literals = {node.value for node in ast.walk(handler) if isinstance(node, ast.Constant)}
+    names = {"Engine", *contract.MIGRATOR_PROPERTIES, *contract.MIGRATOR_ENVIRONMENT}
+    assert not literals & names, "spell properties and environment names through pat_data.contract"
+    used = {node.attr for node in ast.walk(handler) if isinstance(node, ast.Attribute)}
+    assert {"PROP_SCHEMA_HASH", "PROP_ENGINE_HASH", "ENV_NAME", "ENV_OWNER_SECRET_ARN"} <= used
