@@ -71,3 +71,20 @@ def test_content_hash_follows_content_not_timestamps(tmp_path: Path) -> None:
     assert content_hash(tmp_path, ["schema"]) == first
     (tmp_path / "schema" / "V002__b.sql").write_text("SELECT 2;\n")
     assert content_hash(tmp_path, ["schema"]) != first
+
+
+def test_the_rds_ca_bundle_is_cut_from_the_pinned_package_and_loads_in_openssl(tmp_path: Path) -> None:
+    """The migrator verifies the writer (verify-full) against this bundle, shipped in its asset."""
+    import ssl
+
+    from pat_constructs.bundling import rds_ca_bundle
+
+    bundle = rds_ca_bundle(ROOT)
+    assert bundle.count(b"-----BEGIN CERTIFICATE-----") >= 100  # every region's RDS CAs (2024 rotation)
+    path = tmp_path / "rds-ca-bundle.pem"
+    path.write_bytes(bundle)
+    context = ssl.create_default_context(cafile=str(path))
+    subjects = [dict(item[0] for item in cert["subject"]) for cert in context.get_ca_certs()]
+    assert any(
+        "Amazon RDS" in subject.get("organizationName", "") + subject.get("commonName", "") for subject in subjects
+    )

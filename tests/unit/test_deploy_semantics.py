@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,8 +131,10 @@ def login_secrets_created_by_custom_resources(graph: TemplateGraph) -> dict[Reso
             continue
         stack = graph.stack(ref.stack)
         for function in stack.resources.values():
-            variables = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
-            if function["Type"] == "AWS::Lambda::Function" and "LOGIN_SECRET_ARNS" in variables:
+            if function["Type"] != "AWS::Lambda::Function":
+                continue
+            variables = function["Properties"].get("Environment", {}).get("Variables", {})
+            if "LOGIN_SECRET_ARNS" in variables:
                 for secret in graph.references(ref.stack, variables["LOGIN_SECRET_ARNS"]):
                     created[secret] = ref
     return created
@@ -329,3 +332,28 @@ def test_rendered_managed_policy_arns_are_found_at_all(graph: TemplateGraph) -> 
     found = {suffix for where, suffix in managed_policy_arns(graph) if "-Ops/" in where}
     assert "AWSBackupServiceRolePolicyForS3Backup" in found
     assert json.dumps(sorted(found))
+
+
+# ---- redeploying after a delete ----
+
+# Properties that give a resource a fixed physical name: a RETAINed resource with one blocks a redeploy with
+# "already exists" until it is adopted (import) or renamed.
+NAME_PROPERTIES = (
+    "BucketName", "LogGroupName", "BackupVaultName", "DBClusterIdentifier", "ReplicationGroupId", "TopicName",
+    "QueueName", "FunctionName", "Name",
+)  # fmt: skip
+DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+
+
+def test_every_retained_resource_with_a_fixed_name_has_an_adoption_path_in_the_deploy_doc(
+    graph: TemplateGraph,
+) -> None:
+    section = DEPLOY_DOC.read_text().split("## 6. Redeploying after a delete", 1)[1]
+    undocumented = set()
+    for ref, resource in graph.resources():
+        if resource.get("DeletionPolicy") not in ("Retain", "Snapshot"):
+            continue
+        named = any(name in resource.get("Properties", {}) for name in NAME_PROPERTIES)
+        if named and f"`{ref.logical_id}`" not in section:
+            undocumented.add(f"{ref.logical_id} ({resource['Type']})")
+    assert not undocumented, f"add an adoption or rename path to docs/deploy.md section 6 for {sorted(undocumented)}"
