@@ -84,7 +84,5 @@ def test_the_rds_ca_bundle_is_cut_from_the_pinned_package_and_loads_in_openssl(t
     path = tmp_path / "rds-ca-bundle.pem"
     path.write_bytes(bundle)
     context = ssl.create_default_context(cafile=str(path))
-    subjects = [dict(item[0] for item in cert["subject"]) for cert in context.get_ca_certs()]
-    assert any(
-        "Amazon RDS" in subject.get("organizationName", "") + subject.get("commonName", "") for subject in subjects
-    )
+    subjects = [str(cert["subject"]) for cert in context.get_ca_certs()]
+    assert any("Amazon RDS" in subject for subject in subjects)
