@@ -4,7 +4,6 @@ describes (checked on the resolved template values, not on names where that can 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +45,6 @@ def _has_failure_destination(resource: CfnResource) -> bool:
 # Our own functions that reserve no concurrency on purpose (see pat_constructs/schema_migrator.py): a reservation
 # must leave the account's unreserved floor, and one slot throttles synchronous invokes.
 _UNRESERVED_BY_DESIGN = ("/Migrator/Function/", "/RotationHook/Function/", "/RotationMonitor/")
-_SECRET_LOOKING = re.compile(r"PASSWORD|TOKEN|SECRET(?!_ARNS?$)")
 
 
 def _unreserved_by_design(resource: CfnResource) -> bool:
@@ -54,10 +52,8 @@ def _unreserved_by_design(resource: CfnResource) -> bool:
 
 
 def _environment_holds_names_only(resource: CfnResource) -> bool:
-    """Every variable is a name, ARN or setting, none looks like a secret: Lambda's own key is enough for them."""
-    environment = _resolved(resource, "environment") or {}
-    names = list((environment.get("variables") or environment.get("Variables") or {}).keys())
-    return bool(names) and not any(_SECRET_LOOKING.search(name) for name in names)
+    """Our functions whose environment holds only names and ARNs (set in their constructs), and CDK's provider."""
+    return _unreserved_by_design(resource) or _cdk_provider_function(resource)
 
 
 def _cdn_facts(resource: CfnResource) -> dict[str, Any]:
