@@ -24,6 +24,14 @@ GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
 # may replace a key policy: CloudFormation needs that to update the policy, and KMS refuses a new key whose policy
 # would not let its creator call PutKeyPolicy (the lockout safety check).
 DEPLOY_ROLE_PATTERN = "arn:{partition}:iam::{account}:role/cdk-*-cfn-exec-role-{account}-{region}"
+# Services that WRITE into resources the logs key encrypts, each from this account only: SNS moves undeliverable
+# pages into the encrypted dead-letter queue, EventBridge delivers undeliverable events into rule targets'
+# dead-letter queues, CloudWatch alarms publish to the on-call topic.
+SERVICE_WRITERS = (
+    ("SnsToEncryptedDeadLetterQueue", "sns.amazonaws.com"),
+    ("EventBridgeToEncryptedQueues", "events.amazonaws.com"),
+    ("CloudWatchAlarmsToEncryptedTopic", "cloudwatch.amazonaws.com"),
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,36 +142,16 @@ def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: 
                 },
             )
         )
-        # SNS moves undeliverable pages into the encrypted dead-letter queue.
-        policy.add_statements(
-            iam.PolicyStatement(
-                sid="SnsToEncryptedDeadLetterQueue",
-                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        for sid, service in SERVICE_WRITERS:
+            policy.add_statements(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                )
             )
-        )
-        # EventBridge delivers undeliverable events (rule targets' dead-letter queues) into queues this key encrypts.
-        policy.add_statements(
-            iam.PolicyStatement(
-                sid="EventBridgeToEncryptedQueues",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            )
-        )
-        # CloudWatch alarms publish to the on-call topic, which this key encrypts.
-        policy.add_statements(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsToEncryptedTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            )
-        )
     return kms.Key(
         scope,
         construct_id,

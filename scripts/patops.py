@@ -39,7 +39,7 @@ LOCAL_SETTINGS = {
     "PAT_LOCAL_PGBOUNCER_CONSOLE": "DSN of the local PgBouncer admin console",
     "PAT_LOCAL_CACHE": "host:port:password of a node of the local Redis cluster",
 }
-# The migrator function's timeout: the construct sets it from the same contract value.
+# The migrator function's timeout (the construct sets it from the same contract value).
 MIGRATOR_TIMEOUT_SECONDS = contract.MIGRATOR_TIMEOUT_SECONDS
 # A synchronous invoke holds the connection open until the function returns: wait longer than it may run, never let
 # the SDK send the same (possibly mutating) invocation again, and keep the idle connection alive meanwhile.

@@ -27,7 +27,6 @@ from pat_data.contract import (
     KeyUser,
     KeyWriter,
 )
-from tests.conftest import Synthesized
 from tests.unit.template_graph import ResourceRef, TemplateGraph, UnresolvedReferenceError, at_path
 
 KEY_TYPE = "AWS::KMS::Key"
@@ -36,26 +35,6 @@ GRANT_OPERATIONS = {"kms:creategrant", "kms:listgrants", "kms:revokegrant"}
 # PerformanceInsightsKMSKeyId, KmsKeyArn, EncryptionKeyArn, ...).
 KEY_PROPERTY = re.compile(r"(?i)kms\w*key|encryptionkey")
 NOT_KEY_HOLDERS = {"AWS::KMS::Key", "AWS::KMS::Alias", "AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"}
-
-
-# ---- the graph of one assembly (one synth per session) ----
-
-
-@pytest.fixture(scope="session")
-def graph(synthesized: Synthesized) -> TemplateGraph:
-    return TemplateGraph.from_assembly(synthesized.assembly)
-
-
-@pytest.fixture(scope="session")
-def graph_flipped(synthesized_flipped: Synthesized) -> TemplateGraph:
-    """The other pooler per environment (PgBouncer's ECS task secrets where RDS Proxy is configured, and back)."""
-    return TemplateGraph.from_assembly(synthesized_flipped.assembly)
-
-
-@pytest.fixture(params=["configured", "flipped_pooler"])
-def any_graph(request: pytest.FixtureRequest) -> TemplateGraph:
-    name = "graph" if request.param == "configured" else "graph_flipped"
-    return request.getfixturevalue(name)
 
 
 def in_env(ref: ResourceRef, env: str) -> bool:
