@@ -3,12 +3,13 @@ schedule for partition maintenance and on demand for on-call operations (patops)
 
 The Lambda runs in the isolated subnets with the migrator security group (the only direct, pooler-less way to the
 writer), reads the owner and login secrets through the Secrets Manager endpoint, and verifies the writer's
-certificate against the RDS CA bundle shipped in its asset. It has no reserved concurrency: a reservation must leave
-the account's unreserved floor (new accounts cannot reserve at all), and a single slot would throttle a deploy's
-synchronous invoke while the daily run holds it. PostgreSQL advisory locks serialize concurrent migrations (and,
-with another lock, maintenance runs); the login-password alignment runs outside both.
+certificate against the RDS CA bundle shipped in its asset. It has no reserved concurrency: a reservation must
+leave the account's unreserved floor of 100 (new accounts' reduced quotas may leave nothing to reserve), and a
+single slot would throttle a deploy's synchronous invoke while the daily run holds it. PostgreSQL advisory locks
+serialize concurrent migrations (and, with another lock, maintenance runs); the login-password alignment runs
+outside both.
 Its properties carry content hashes of schema/ and of the engine, so CloudFormation invokes it only when either
-changed, and the handler can tell a rollback (older schema than its bundle) from a deploy.
+changed, and the handler can tell a rollback (a schema other than its bundle's) from a deploy.
 """
 
 from __future__ import annotations
