@@ -17,7 +17,7 @@ from constructs import Construct
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import DEFAULT_EXCLUDED_CHARACTERS
-from pat_data.contract import managed_policy
+from pat_data.contract import PhysicalNames, managed_policy
 
 POSTGRES_PORT = 5432
 OWNER_USERNAME = "pat_owner"
@@ -94,7 +94,7 @@ class AuroraCluster(Construct):
         idle_in_transaction_timeout_ms: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.cluster_identifier = f"pat-{env_name}"
+        self.cluster_identifier = PhysicalNames(env_name).db_cluster
         self.engine = engine = rds.DatabaseClusterEngine.aurora_postgres(
             version=rds.AuroraPostgresEngineVersion.of(engine_version, engine_version.split(".", maxsplit=1)[0])
         )

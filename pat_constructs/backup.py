@@ -18,7 +18,7 @@ from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import DataClass, data_key
-from pat_data.contract import managed_policy
+from pat_data.contract import PhysicalNames, managed_policy
 
 BACKUP_REPLICA = DataClass(
     name="backup-replica", description="AWS Backup copies (disaster recovery)", via_services=("backup",)
@@ -34,11 +34,11 @@ BACKUP_ROLE_POLICIES = (
 
 
 def vault_name(env_name: str) -> str:
-    return f"pat-{env_name}"
+    return PhysicalNames(env_name).backup_vault
 
 
 def dr_vault_name(env_name: str) -> str:
-    return f"pat-{env_name}-dr"
+    return PhysicalNames(env_name).backup_dr_vault
 
 
 def lock_configuration(
@@ -119,7 +119,11 @@ class DataBackup(Construct):
             if retention
         ]
         self.plan = backup.BackupPlan(
-            self, "Plan", backup_plan_name=f"pat-{env_name}", backup_vault=self.vault, backup_plan_rules=rules
+            self,
+            "Plan",
+            backup_plan_name=PhysicalNames(env_name).backup_plan,
+            backup_vault=self.vault,
+            backup_plan_rules=rules,
         )
         role = iam.Role(
             self,

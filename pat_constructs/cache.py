@@ -19,6 +19,7 @@ from constructs import Construct
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import generated_secret
+from pat_data.contract import PhysicalNames
 
 # ElastiCache AUTH tokens: 16-128 printable characters; of the symbols only !&#$^<>- are allowed. Letters and
 # digits alone (64 of them) give ~380 bits and never need escaping in a URL, shell or JSON.
@@ -123,7 +124,7 @@ class CacheCluster(Construct):
         self.replication_group = elasticache.CfnReplicationGroup(
             self,
             "ReplicationGroup",
-            replication_group_id=f"pat-{env_name}-cache",
+            replication_group_id=PhysicalNames(env_name).cache_replication_group,
             replication_group_description=f"Pat {env_name} cache (cluster mode)",
             engine=engine,
             engine_version=engine_version,

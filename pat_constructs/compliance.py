@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, App, Validations
@@ -16,19 +16,22 @@ from cdk_nag import (
 )
 from constructs import IConstruct
 
+from pat_data.contract import NAG_PACK_PREFIXES, NAG_PACKS
+
 MIN_REASON_WORDS = 12
-PACK_PREFIXES = ("AwsSolutions-", "HIPAA.Security-", "NIST.800.53.R5-", "PCI.DSS.321-", "Serverless-")
+_PACK_CLASSES: dict[str, Callable[[App], NagPack]] = {
+    "AwsSolutions": AwsSolutionsChecks,
+    "HIPAA.Security": HIPAASecurityChecks,
+    "NIST.800.53.R5": NIST80053R5Checks,
+    "PCI.DSS.321": PCIDSS321Checks,
+    "Serverless": ServerlessChecks,
+}
+PACK_PREFIXES = NAG_PACK_PREFIXES
 
 
 def compliance_packs(app: App) -> list[NagPack]:
-    """The packs every environment must pass; synth fails on any unacknowledged error or warning they report."""
-    return [
-        AwsSolutionsChecks(app),
-        HIPAASecurityChecks(app),
-        NIST80053R5Checks(app),
-        PCIDSS321Checks(app),
-        ServerlessChecks(app),
-    ]
+    """The packs every environment must pass (contract.NAG_PACKS); synth fails on any unacknowledged finding."""
+    return [_PACK_CLASSES[name](app) for name in NAG_PACKS]
 
 
 def register_compliance_packs(app: App) -> None:

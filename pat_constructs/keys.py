@@ -9,6 +9,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from pat_data.contract import PhysicalNames
+
 # Administration without data access, listed action by action (AWS's default administrator statement uses
 # wildcards: `kms:Create*` includes CreateGrant and `kms:Put*` PutKeyPolicy, either of which hands out Decrypt).
 ADMIN_ACTIONS = (
@@ -156,7 +158,7 @@ def data_key(scope: Construct, construct_id: str, *, env_name: str, data_class: 
         scope,
         construct_id,
         description=f"Pat {env_name} {data_class.name} key: {data_class.description}",
-        alias=f"alias/pat/{env_name}/{data_class.name}",
+        alias=PhysicalNames(env_name).key_alias(data_class.name),
         enable_key_rotation=True,
         policy=policy,
     )

@@ -23,13 +23,14 @@ from constructs import Construct
 
 from pat_constructs.compliance import acknowledge
 from pat_constructs.queues import failure_queue
+from pat_data.contract import PhysicalNames
 
 RUNBOOK = "docs/runbooks.md"
 Comparison = cloudwatch.ComparisonOperator
 
 
 def topic_name(env_name: str) -> str:
-    return f"pat-{env_name}-oncall"
+    return PhysicalNames(env_name).on_call_topic
 
 
 def topic_arn(env_name: str) -> str:
@@ -122,7 +123,7 @@ class Alarms(Construct):
             alarm = cloudwatch.Alarm(
                 self,
                 spec.name,
-                alarm_name=f"pat-{env_name}-{_slug(spec.name)}",
+                alarm_name=PhysicalNames(env_name).alarm(_slug(spec.name)),
                 alarm_description=f"{spec.summary} Runbook: {RUNBOOK}#{spec.runbook}",
                 metric=spec.metric,
                 threshold=spec.threshold,
@@ -158,7 +159,7 @@ class OpsDashboard(Construct):
         extra: Mapping[str, list[cloudwatch.IWidget]],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"pat-{env_name}-data")
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=PhysicalNames(env_name).dashboard)
         every = [alarm for tier in alarms.alarms.values() for alarm in tier]
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title=f"Pat {env_name}: alarms", alarms=every, width=24, height=4)

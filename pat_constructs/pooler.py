@@ -26,6 +26,7 @@ from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import Alarms, AlarmSpec
 from pat_constructs.queues import failure_queue
+from pat_data.contract import PhysicalNames
 
 POOLER_PORT = 5432
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
@@ -105,7 +106,7 @@ class RdsProxyPooler(Construct):
         self.proxy = rds.DatabaseProxy(
             self,
             "Proxy",
-            db_proxy_name=f"pat-{env_name}",
+            db_proxy_name=PhysicalNames(env_name).db_proxy,
             proxy_target=rds.ProxyTarget.from_cluster(target),
             role=role.without_policy_updates(),
             secrets=list(secrets),
@@ -126,7 +127,7 @@ class RdsProxyPooler(Construct):
                 self,
                 "ReadOnlyEndpoint",
                 db_proxy_name=self.proxy.db_proxy_name,
-                db_proxy_endpoint_name=f"pat-{env_name}-read-only",
+                db_proxy_endpoint_name=PhysicalNames(env_name).db_proxy_read_only_endpoint,
                 target_role="READ_ONLY",
                 vpc_subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
                 vpc_security_group_ids=[security_group.security_group_id],
@@ -189,12 +190,16 @@ class PgBouncerPooler(Construct):
         self.ecs_cluster = ecs.Cluster(
             self,
             "Cluster",
-            cluster_name=f"pat-{env_name}-pooler",
+            cluster_name=PhysicalNames(env_name).pooler_cluster,
             vpc=vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
         namespace = servicediscovery.PrivateDnsNamespace(
-            self, "Namespace", name=f"pat-{env_name}.internal", vpc=vpc, description="Pat internal service names"
+            self,
+            "Namespace",
+            name=PhysicalNames(env_name).pooler_namespace,
+            vpc=vpc,
+            description="Pat internal service names",
         )
         log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
         # Explicit execution role with a customer-managed policy (no CDK inline policy): pull, log, read one secret.

@@ -60,7 +60,7 @@ DEFAULT_SCHEDULE = events.Schedule.cron(minute="17", hour="3")
 
 def migrator_function_name(env_name: str) -> str:
     """Fixed, so alarms and patops find it without cross-stack references."""
-    return f"pat-{env_name}-schema-migrator"
+    return contract.PhysicalNames(env_name).migrator_function
 
 
 class SchemaMigrator(Construct):
@@ -165,7 +165,7 @@ class SchemaMigrator(Construct):
             targets=[
                 targets.LambdaFunction(
                     self.function,
-                    event=events.RuleTargetInput.from_object({"action": "maintain"}),
+                    event=events.RuleTargetInput.from_object({contract.EVENT_ACTION: contract.ACTION_MAINTAIN}),
                     retry_attempts=2,
                     max_event_age=Duration.hours(2),
                     dead_letter_queue=self.failure_queue,

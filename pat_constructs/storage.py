@@ -24,6 +24,7 @@ from constructs import Construct
 from pat_constructs.checkov import CDN_FACTS
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import STORAGE, STORAGE_REPLICA, data_key
+from pat_data.contract import PhysicalNames
 
 PRICE_CLASSES = {
     "PriceClass_100": cloudfront.PriceClass.PRICE_CLASS_100,
@@ -36,15 +37,15 @@ IMMUTABLE_TTL = Duration.days(365)
 
 def attachment_bucket_name(env_name: str, region: str) -> str:
     """Deterministic, account- and region-unique: both the distribution and the replication rule derive it."""
-    return f"pat-{env_name}-attachments-{Aws.ACCOUNT_ID}-{region}"
+    return PhysicalNames(env_name).attachment_bucket(Aws.ACCOUNT_ID, region)
 
 
 def replica_bucket_name(env_name: str, region: str) -> str:
-    return f"pat-{env_name}-attachments-replica-{Aws.ACCOUNT_ID}-{region}"
+    return PhysicalNames(env_name).attachment_replica_bucket(Aws.ACCOUNT_ID, region)
 
 
 def replica_key_alias(env_name: str) -> str:
-    return f"alias/pat/{env_name}/{STORAGE_REPLICA.name}"
+    return PhysicalNames(env_name).key_alias(STORAGE_REPLICA.name)
 
 
 @dataclass(frozen=True, kw_only=True)

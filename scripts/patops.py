@@ -29,6 +29,7 @@ from pat_data import contract
 from pat_data.cache import CacheSettings, cluster_client, settings_from_secret
 from pat_data.cache_auth import CacheAuthRotation
 from pat_data.connect import target_from_dsn
+from pat_data.contract import Operation
 from pat_data.operations import CheckFailedError, OpsError, Plan, all_pages, aws, cache, db
 from pat_data.operations.common import Discovery
 from pat_data.schema_deploy import run_operation
@@ -74,6 +75,11 @@ class Context:
     def discovery(self) -> Discovery:
         return Discovery(self.client("ssm"), self.env)
 
+    @property
+    def names(self) -> contract.PhysicalNames:
+        """Fixed resource names (RDS Proxy, PgBouncer's ECS cluster, alarms): derived, never discovered."""
+        return contract.PhysicalNames(self.env)
+
     def local(self, name: str) -> str:
         value = os.environ.get(name)
         if not value:
@@ -86,10 +92,10 @@ class Context:
 
     @property
     def cluster_id(self) -> str:
-        return self.discovery.get("db/cluster-identifier")
+        return self.discovery.get(contract.DB_CLUSTER_IDENTIFIER)
 
 
-def lambda_operation(ctx: Context, operation: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+def lambda_operation(ctx: Context, operation: Operation, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
     """Database operations run inside the VPC, in the migrator Lambda: neither the writer nor the pooler is reachable
     from an on-call laptop. `--env local` runs the same `run_operation` against the local services."""
     if ctx.env == "local":
@@ -102,11 +108,11 @@ def lambda_operation(ctx: Context, operation: str, arguments: dict[str, Any] | N
             partitions_file=root / "schema" / "partitions.toml",
             env=os.environ.get("PAT_LOCAL_PARTITION_ENV", "dev"),
         )
-    function = ctx.discovery.get("schema/migrator-function-name")
+    function = ctx.discovery.get(contract.SCHEMA_MIGRATOR_FUNCTION)
     ctx.progress(f"{operation}: invoking {function} (it may run up to {MIGRATOR_TIMEOUT_SECONDS // 60} minutes)")
     response = ctx.client("lambda", config=MIGRATOR_INVOKE_CONFIG).invoke(
         FunctionName=function,
-        Payload=json.dumps({"action": "operate", "operation": operation, "arguments": arguments or {}}).encode(),
+        Payload=json.dumps(contract.operate_event(operation, arguments)).encode(),
     )
     payload = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
@@ -119,12 +125,12 @@ def cache_client(ctx: Context) -> Any:
     if ctx.env == "local":
         host, port, password = ctx.local("PAT_LOCAL_CACHE").split(":", 2)
         return cluster_client(CacheSettings(host=host, port=int(port), password=password, tls=False))
-    secret = ctx.client("secretsmanager").get_secret_value(SecretId=ctx.discovery.get("cache/auth-secret-arn"))
+    secret = ctx.client("secretsmanager").get_secret_value(SecretId=ctx.discovery.get(contract.CACHE_AUTH_SECRET_ARN))
     return cluster_client(
         settings_from_secret(
             secret["SecretString"],
-            host=ctx.discovery.get("cache/configuration-endpoint"),
-            port=int(ctx.discovery.get("cache/port")),
+            host=ctx.discovery.get(contract.CACHE_CONFIGURATION_ENDPOINT),
+            port=int(ctx.discovery.get(contract.CACHE_PORT)),
         )
     )
 
@@ -149,13 +155,13 @@ def cmd_status(ctx: Context) -> dict[str, Any]:
     section("cache", lambda: cache_group(ctx))
     section("alarms_firing", lambda: firing_alarms(ctx))
     section("latest_backup", lambda: latest_backup(ctx))
-    section("migrations", lambda: lambda_operation(ctx, "validate"))
-    section("partitions", lambda: lambda_operation(ctx, "partitions-status"))
+    section("migrations", lambda: lambda_operation(ctx, Operation.VALIDATE))
+    section("partitions", lambda: lambda_operation(ctx, Operation.PARTITIONS_STATUS))
     return report
 
 
 def cache_group(ctx: Context) -> dict[str, Any]:
-    group_id = ctx.discovery.get("cache/replication-group-id")
+    group_id = ctx.discovery.get(contract.CACHE_REPLICATION_GROUP)
     (group,) = all_pages(
         ctx.client("elasticache"), "describe_replication_groups", "ReplicationGroups", ReplicationGroupId=group_id
     )
@@ -174,7 +180,7 @@ def firing_alarms(ctx: Context) -> list[dict[str, Any]]:
         ctx.client("cloudwatch"),
         "describe_alarms",
         "MetricAlarms",
-        AlarmNamePrefix=f"pat-{ctx.env}-",
+        AlarmNamePrefix=ctx.names.alarm_prefix,
         StateValue="ALARM",
     )
     return [
@@ -184,7 +190,7 @@ def firing_alarms(ctx: Context) -> list[dict[str, Any]]:
 
 
 def latest_backup(ctx: Context) -> dict[str, Any]:
-    vault = ctx.discovery.get("ops/backup-vault-name")
+    vault = ctx.discovery.get(contract.OPS_BACKUP_VAULT)
     points = all_pages(
         ctx.client("backup"), "list_recovery_points_by_backup_vault", "RecoveryPoints", BackupVaultName=vault
     )
@@ -213,7 +219,7 @@ def cmd_db(ctx: Context) -> Any:
         return db.restore_to_time(
             rds, ctx.cluster_id, to_time=to_time, new_cluster_id=new_id, apply=args.yes, progress=ctx.progress
         )
-    return lambda_operation(ctx, "connections")
+    return lambda_operation(ctx, Operation.CONNECTIONS)
 
 
 def parse_time(text: str) -> datetime:
@@ -228,28 +234,28 @@ def cmd_migrations(ctx: Context) -> Any:
     if args.command in ("info", "plan"):
         return lambda_operation(ctx, args.command)
     if args.command == "validate":
-        result = lambda_operation(ctx, "validate")
+        result = lambda_operation(ctx, Operation.VALIDATE)
         if not result.get("valid"):
             raise CheckFailedError("migrations do not validate:\n  - " + "\n  - ".join(result["problems"]), result)
         return result
     if args.command == "repair":
-        preview = lambda_operation(ctx, "repair", {"apply": False})
+        preview = lambda_operation(ctx, Operation.REPAIR, {"apply": False})
         plan = Plan(action="migrations repair", steps=[f"{a['script']}: {a['action']}" for a in preview["actions"]])
         if not plan.steps:
             plan.steps = ["nothing to repair"]
         elif args.yes:
-            plan.applied, plan.result = True, lambda_operation(ctx, "repair", {"apply": True})
+            plan.applied, plan.result = True, lambda_operation(ctx, Operation.REPAIR, {"apply": True})
         return plan
     plan = Plan(action="migrations baseline", steps=[f"record the database as being at version {args.version}"])
     if args.yes:
-        plan.applied, plan.result = True, lambda_operation(ctx, "baseline", {"version": args.version})
+        plan.applied, plan.result = True, lambda_operation(ctx, Operation.BASELINE, {"version": args.version})
     return plan
 
 
 def cmd_partitions(ctx: Context) -> Any:
     if ctx.args.command == "status":
-        return lambda_operation(ctx, "partitions-status")
-    status = lambda_operation(ctx, "partitions-status")
+        return lambda_operation(ctx, Operation.PARTITIONS_STATUS)
+    status = lambda_operation(ctx, Operation.PARTITIONS_STATUS)
     plan = Plan(
         action="partitions maintain",
         steps=[
@@ -258,7 +264,7 @@ def cmd_partitions(ctx: Context) -> Any:
         ],
     )
     if ctx.args.yes:
-        plan.applied, plan.result = True, lambda_operation(ctx, "partitions-maintain")
+        plan.applied, plan.result = True, lambda_operation(ctx, Operation.PARTITIONS_MAINTAIN)
     return plan
 
 
@@ -269,8 +275,8 @@ def cmd_cache(ctx: Context) -> Any:
         rotation = CacheAuthRotation(
             ctx.client("elasticache"),
             ctx.client("secretsmanager"),
-            ctx.discovery.get("cache/replication-group-id"),
-            ctx.discovery.get("cache/auth-secret-arn"),
+            ctx.discovery.get(contract.CACHE_REPLICATION_GROUP),
+            ctx.discovery.get(contract.CACHE_AUTH_SECRET_ARN),
         )
         return cache.rotate_auth(rotation, step=args.step, apply=args.yes)
     client = cache_client(ctx)
@@ -286,11 +292,11 @@ def cmd_pooler_pools(ctx: Context) -> Any:
 
     if ctx.env == "local":
         return {"kind": "pgbouncer", "pools": db.pgbouncer_pools(ctx.local("PAT_LOCAL_PGBOUNCER_CONSOLE"))}
-    if ctx.discovery.get("pooler/kind") == "rds_proxy":
-        return {"kind": "rds_proxy", "targets": aws.proxy_targets(ctx.client("rds"), ctx.cluster_id)}
+    if ctx.discovery.get(contract.POOLER_KIND) == "rds_proxy":
+        return {"kind": "rds_proxy", "targets": aws.proxy_targets(ctx.client("rds"), ctx.names.db_proxy)}
     return {
         "kind": "pgbouncer",
-        "service": aws.pgbouncer_service(ctx.client("ecs"), f"pat-{ctx.env}-pooler", "pgbouncer"),
+        "service": aws.pgbouncer_service(ctx.client("ecs"), ctx.names.pooler_cluster, contract.POOLER_SERVICE),
     }
 
 
@@ -298,12 +304,14 @@ def cmd_pooler(ctx: Context) -> Any:
 
     if ctx.args.command == "pools":
         return cmd_pooler_pools(ctx)
-    if ctx.discovery.get("pooler/kind") != "pgbouncer":
+    if ctx.discovery.get(contract.POOLER_KIND) != "pgbouncer":
         raise OpsError(f"{ctx.env} uses RDS Proxy, which has no tasks to restart: see the pooler runbook section")
-    return aws.restart_pgbouncer(ctx.client("ecs"), f"pat-{ctx.env}-pooler", "pgbouncer", apply=ctx.args.yes)
+    return aws.restart_pgbouncer(
+        ctx.client("ecs"), ctx.names.pooler_cluster, contract.POOLER_SERVICE, apply=ctx.args.yes
+    )
 
 
-SECRET_KEYS = {"owner": "db/owner-secret-arn", "app": "db/app-secret-arn", "readonly": "db/readonly-secret-arn"}
+SECRET_KEYS = contract.DB_SECRET_ARNS
 
 
 def cmd_secrets(ctx: Context) -> Any:
@@ -312,7 +320,7 @@ def cmd_secrets(ctx: Context) -> Any:
 
     def verify(secret: dict[str, Any]) -> None:
         # The migrator reads the secret when invoked: after the rotation finished, that is the new password.
-        result = lambda_operation(ctx, "check-login", {"role": secret["username"]})
+        result = lambda_operation(ctx, Operation.CHECK_LOGIN, {"role": secret["username"]})
         if not result.get("ok"):
             raise CheckFailedError(f"{result.get('role')}: {result.get('error')}")
 
@@ -329,7 +337,7 @@ def cmd_cdn(ctx: Context) -> Any:
 
     return aws.invalidate(
         ctx.client("cloudfront"),
-        ctx.discovery.get("storage/distribution-id"),
+        ctx.discovery.get(contract.STORAGE_DISTRIBUTION_ID),
         ctx.args.paths,
         apply=ctx.args.yes,
         now=datetime.now(UTC),
@@ -342,7 +350,7 @@ def cmd_backup(ctx: Context) -> Any:
     account = ctx.client("sts").get_caller_identity()["Account"]
     arns = [
         f"arn:aws:rds:{region}:{account}:cluster:{ctx.cluster_id}",
-        f"arn:aws:s3:::{ctx.discovery.get('storage/bucket-name')}",
+        f"arn:aws:s3:::{ctx.discovery.get(contract.STORAGE_BUCKET_NAME)}",
     ]
     return aws.verify_backups(ctx.client("backup"), resource_arns=arns, max_age_hours=ctx.args.max_age_hours)
 

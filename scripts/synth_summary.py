@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pat_constructs.compliance import PACK_PREFIXES
+from pat_data.contract import NAG_PACK_PREFIXES, NAG_PACKS
 
 
 def acknowledgments(metadata: dict[str, list[dict[str, object]]]) -> list[str]:
@@ -18,7 +18,7 @@ def acknowledgments(metadata: dict[str, list[dict[str, object]]]) -> list[str]:
             data = entry.get("data")
             if entry.get("type") == "aws:cdk:acknowledged-rules" and isinstance(data, dict):
                 ids = (key.split("::", 1)[-1] for key in data)
-                found.extend(i for i in ids if i.startswith(PACK_PREFIXES))
+                found.extend(i for i in ids if i.startswith(NAG_PACK_PREFIXES))
     return found
 
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     unacknowledged = sum(len(r.get("violations", [])) for r in report.get("pluginReports", []))
     per_pack = ", ".join(f"{pack} {count}" for pack, count in sorted(total_acks.items())) or "none"
     print(
-        f"compliance: AwsSolutions, HIPAA.Security, NIST.800.53.R5, PCI.DSS.321 -> {unacknowledged} unacknowledged "
+        f"compliance: {', '.join(NAG_PACKS)} -> {unacknowledged} unacknowledged "
         f"findings; {sum(total_acks.values())} acknowledgments ({per_pack})"
     )
     return 1 if unacknowledged else 0

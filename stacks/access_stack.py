@@ -10,6 +10,7 @@ from constructs import Construct
 from pat_constructs.discovery import Discovery
 from pat_constructs.monitoring import topic_arn
 from pat_constructs.pooler import PgBouncerPooler, PgBouncerSettings, RdsProxyPooler
+from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
@@ -72,9 +73,9 @@ class AccessStack(PatStack):
             "Discovery",
             env_name=config.name,
             values={
-                "pooler/kind": endpoints.kind,
-                "pooler/endpoint": endpoints.endpoint,
-                "pooler/reader-endpoint": endpoints.reader_endpoint,
-                "pooler/port": str(endpoints.port),
+                contract.POOLER_KIND: endpoints.kind,
+                contract.POOLER_ENDPOINT: endpoints.endpoint,
+                contract.POOLER_READER_ENDPOINT: endpoints.reader_endpoint,
+                contract.POOLER_PORT: str(endpoints.port),
             },
         )

@@ -8,6 +8,7 @@ from constructs import Construct
 
 from pat_constructs.cache import CacheCluster
 from pat_constructs.discovery import Discovery
+from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
 
@@ -55,9 +56,9 @@ class CacheStack(PatStack):
             "Discovery",
             env_name=config.name,
             values={
-                "cache/configuration-endpoint": self.cache.configuration_endpoint,
-                "cache/port": str(cache.port),
-                "cache/replication-group-id": self.cache.replication_group.ref,
-                "cache/auth-secret-arn": self.cache.auth_secret.secret_arn,
+                contract.CACHE_CONFIGURATION_ENDPOINT: self.cache.configuration_endpoint,
+                contract.CACHE_PORT: str(cache.port),
+                contract.CACHE_REPLICATION_GROUP: self.cache.replication_group.ref,
+                contract.CACHE_AUTH_SECRET_ARN: self.cache.auth_secret.secret_arn,
             },
         )

@@ -20,6 +20,7 @@ from pat_constructs.monitoring import topic_arn
 from pat_constructs.pooler import POOLER_PORT
 from pat_constructs.rotation_monitor import RotationMonitor
 from pat_constructs.secrets import generated_secret, rotate_postgres_single_user
+from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
 
@@ -131,12 +132,12 @@ class DataStack(PatStack):
             "Discovery",
             env_name=config.name,
             values={
-                "db/cluster-identifier": self.cluster.cluster_identifier,
-                "db/writer-endpoint": self.cluster.cluster_endpoint.hostname,
-                "db/reader-endpoint": self.cluster.cluster_read_endpoint.hostname,
-                "db/port": str(self.aurora.port),
-                "db/client-security-group-id": self.client_security_group.security_group_id,
-                "db/owner-secret-arn": self.aurora.owner_secret.secret_arn,
-                **{f"db/{key}-secret-arn": s.secret_arn for key, s in self.user_secrets.items()},
+                contract.DB_CLUSTER_IDENTIFIER: self.cluster.cluster_identifier,
+                contract.DB_WRITER_ENDPOINT: self.cluster.cluster_endpoint.hostname,
+                contract.DB_READER_ENDPOINT: self.cluster.cluster_read_endpoint.hostname,
+                contract.DB_PORT: str(self.aurora.port),
+                contract.DB_CLIENT_SECURITY_GROUP: self.client_security_group.security_group_id,
+                contract.DB_OWNER_SECRET_ARN: self.aurora.owner_secret.secret_arn,
+                **{contract.DB_LOGIN_SECRET_ARNS[key]: s.secret_arn for key, s in self.user_secrets.items()},
             },
         )

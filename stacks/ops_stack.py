@@ -19,6 +19,8 @@ from pat_constructs.keys import DATA_CLASSES, data_key
 from pat_constructs.monitoring import Alarms, AlarmSpec, OnCallTopic, OpsDashboard, max_of
 from pat_constructs.schema_migrator import migrator_function_name
 from pat_constructs.storage import attachment_bucket_name
+from pat_data import contract
+from pat_data.contract import PhysicalNames
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
 
@@ -34,11 +36,10 @@ MAX_METRICS_PER_MATH_ALARM = 10
 
 
 def cache_node_ids(env_name: str, shards: int, replicas_per_shard: int) -> list[str]:
-    """ElastiCache names cluster-mode nodes <group>-<shard:04>-<node:03>; node 001 starts as the primary."""
+    """Every node of the replication group, shard by shard (PhysicalNames.cache_node)."""
+    names = PhysicalNames(env_name)
     return [
-        f"pat-{env_name}-cache-{shard:04d}-{node:03d}"
-        for shard in range(1, shards + 1)
-        for node in range(1, replicas_per_shard + 2)
+        names.cache_node(shard, node) for shard in range(1, shards + 1) for node in range(1, replicas_per_shard + 2)
     ]
 
 
@@ -100,22 +101,23 @@ class OpsStack(PatStack):
             "Discovery",
             env_name=env,
             values={
-                "ops/topic-arn": self.on_call.topic.topic_arn,
-                "ops/backup-vault-name": self.backup.vault.backup_vault_name,
-                "ops/backup-plan-id": self.backup.plan.backup_plan_id,
-                "ops/dashboard-name": f"pat-{env}-data",
+                contract.OPS_TOPIC_ARN: self.on_call.topic.topic_arn,
+                contract.OPS_BACKUP_VAULT: self.backup.vault.backup_vault_name,
+                contract.OPS_BACKUP_PLAN_ID: self.backup.plan.backup_plan_id,
+                contract.OPS_DASHBOARD: PhysicalNames(env).dashboard,
             },
         )
 
     @staticmethod
     def alarm_specs(config: EnvironmentConfig) -> list[AlarmSpec]:
         env, t, db, cache = config.name, config.ops.thresholds, config.database, config.cache
+        names = PhysicalNames(env)
 
         def rds(name: str, statistic: str, period: Duration = FIVE_MINUTES, **dims: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace="AWS/RDS",
                 metric_name=name,
-                dimensions_map=dims or {"DBClusterIdentifier": f"pat-{env}"},
+                dimensions_map=dims or {"DBClusterIdentifier": names.db_cluster},
                 statistic=statistic,
                 period=period,
             )
@@ -167,12 +169,12 @@ class OpsStack(PatStack):
         if db.pooler == "rds_proxy":
             specs += [
                 AlarmSpec(name="ProxyConnectionErrors",
-                          metric=rds("ClientConnectionsSetupFailedAuth", "Sum", ProxyName=f"pat-{env}"),
+                          metric=rds("ClientConnectionsSetupFailedAuth", "Sum", ProxyName=names.db_proxy),
                           threshold=t.proxy_connection_errors,
                           summary=f"RDS Proxy: more than {t.proxy_connection_errors} failed client logins per 5 min.",
                           runbook="pooler-incident", tier="Pooler"),
                 AlarmSpec(name="ProxyPinnedSessions",
-                          metric=rds("DatabaseConnectionsCurrentlySessionPinned", "Maximum", ProxyName=f"pat-{env}"),
+                          metric=rds("DatabaseConnectionsCurrentlySessionPinned", "Maximum", ProxyName=names.db_proxy),
                           threshold=t.proxy_pinned_sessions,
                           summary=f"RDS Proxy: more than {t.proxy_pinned_sessions} pinned sessions.",
                           runbook="pooler-incident", tier="Pooler"),

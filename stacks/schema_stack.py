@@ -14,6 +14,7 @@ from constructs import Construct
 
 from pat_constructs.discovery import Discovery
 from pat_constructs.schema_migrator import SchemaMigrator
+from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
@@ -53,7 +54,7 @@ class SchemaStack(PatStack):
             "Discovery",
             env_name=config.name,
             values={
-                "schema/migrator-function-name": self.migrator.function.function_name,
-                "schema/failure-queue-url": self.migrator.failure_queue.queue_url,
+                contract.SCHEMA_MIGRATOR_FUNCTION: self.migrator.function.function_name,
+                contract.SCHEMA_FAILURE_QUEUE_URL: self.migrator.failure_queue.queue_url,
             },
         )

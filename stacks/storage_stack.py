@@ -7,6 +7,7 @@ from constructs import Construct
 
 from pat_constructs.discovery import Discovery
 from pat_constructs.storage import AttachmentStorage, Lifecycle, ReplicaStorage
+from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
 
@@ -74,9 +75,9 @@ class StorageStack(PatStack):
             "Discovery",
             env_name=config.name,
             values={
-                "storage/bucket-name": self.attachments.bucket.bucket_name,
-                "storage/key-arn": self.attachments.key.key_arn,
-                "storage/distribution-id": self.attachments.distribution.distribution_id,
-                "storage/distribution-domain": self.attachments.distribution.distribution_domain_name,
+                contract.STORAGE_BUCKET_NAME: self.attachments.bucket.bucket_name,
+                contract.STORAGE_KEY_ARN: self.attachments.key.key_arn,
+                contract.STORAGE_DISTRIBUTION_ID: self.attachments.distribution.distribution_id,
+                contract.STORAGE_DISTRIBUTION_DOMAIN: self.attachments.distribution.distribution_domain_name,
             },
         )

@@ -85,7 +85,7 @@ def _deadline(context: Any) -> float:
 
 def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, client: Any) -> dict[str, Any]:
     request = event["RequestType"]
-    physical_id = event.get("PhysicalResourceId") or f"pat-schema-{settings.env}"
+    physical_id = event.get("PhysicalResourceId") or contract.PhysicalNames(settings.env).schema_resource
     if request == "Delete":
         logger.info("delete: the schema and its data are never dropped by CloudFormation", extra={"id": physical_id})
         return {"PhysicalResourceId": physical_id}
@@ -199,17 +199,17 @@ def operate(event: Mapping[str, Any], settings: Settings, deadline: float, clien
     rotate`): the same engine, from inside the VPC, so on-call never needs a network path to the writer."""
     owner = _owner_target(client, settings)
     wait_for_writer(owner, deadline=deadline)
-    operation = str(event["operation"])
+    operation = str(event[contract.EVENT_OPERATION])
     # Read on every invocation (never cached across warm starts): a login check must test the CURRENT password.
     logins = (
         {role: _secret(client, arn)["password"] for role, arn in settings.login_secret_arns.items()}
-        if operation == "check-login"
+        if operation == contract.Operation.CHECK_LOGIN
         else None
     )
     return run_operation(
         owner,
         operation,
-        dict(event.get("arguments", {})),
+        dict(event.get(contract.EVENT_ARGUMENTS, {})),
         migrations_dir=settings.root / "schema" / "migrations",
         partitions_file=settings.root / "schema" / "partitions.toml",
         env=settings.env,
@@ -223,8 +223,8 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     deadline = _deadline(context)
     if "RequestType" in event:
         return on_event(event, settings, deadline, client)
-    if event.get("action") == "maintain" or event.get("detail-type") == "Scheduled Event":
+    if event.get(contract.EVENT_ACTION) == contract.ACTION_MAINTAIN or event.get("detail-type") == "Scheduled Event":
         return maintain(settings, deadline, client)
-    if event.get("action") == "operate":
+    if event.get(contract.EVENT_ACTION) == contract.ACTION_OPERATE:
         return operate(event, settings, deadline, client)
     raise ValueError('unrecognised event: expected a CloudFormation custom resource event or {"action": "maintain"}')

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pat_data.contract import DiscoveryKey, PhysicalNames
+
 
 class OpsError(RuntimeError):
     """Bad input or a precondition not met: nothing was changed (exit code 2). The message names the fix."""
@@ -40,33 +42,34 @@ class Discovery:
 
     def __init__(self, ssm: Any, env: str) -> None:
         self.ssm, self.env = ssm, env
+        self.names = PhysicalNames(env)
         self._cache: dict[str, str] | None = None
 
     def all(self) -> dict[str, str]:
+        """Every published value under the environment's prefix, by discovery key (read once per command)."""
         if self._cache is None:
+            prefix = self.names.discovery_prefix
             values: dict[str, str] = {}
-            for page in self.ssm.get_paginator("get_parameters_by_path").paginate(
-                Path=f"/pat/{self.env}/", Recursive=True
-            ):
+            for page in self.ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True):
                 for parameter in page["Parameters"]:
-                    values[parameter["Name"].removeprefix(f"/pat/{self.env}/")] = parameter["Value"]
+                    values[parameter["Name"].removeprefix(prefix)] = parameter["Value"]
             self._cache = values
         return self._cache
 
-    def get(self, key: str) -> str:
+    def get(self, key: DiscoveryKey) -> str:
         values = self.all()
-        if key not in values:
+        if key.key not in values:
             if not values:
                 raise OpsError(
-                    f"no SSM parameters under /pat/{self.env}/: is '{self.env}' deployed in this account/region? "
-                    "(check --profile/--region)"
+                    f"no SSM parameters under {self.names.discovery_prefix}: is '{self.env}' deployed in this "
+                    "account/region? (check --profile/--region)"
                 )
-            stack = key.split("/", 1)[0]
+            stack = key.key.split("/", 1)[0]
             raise OpsError(
-                f"SSM parameter /pat/{self.env}/{key} is missing: deploy the stack that publishes {stack}/* "
+                f"SSM parameter {self.names.parameter(key)} is missing: deploy the stack that publishes {stack}/* "
                 f"(make deploy ENV={self.env})"
             )
-        return values[key]
+        return values[key.key]
 
 
 def wait_until(

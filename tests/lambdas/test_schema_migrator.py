@@ -248,3 +248,33 @@ def test_waiting_for_the_writer_backs_off_and_gives_up_at_the_deadline(lambda_po
         wait_for_writer(closed, deadline=60.0, sleep=sleep, clock=lambda: clock[0])
     assert sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 20.0]  # capped at 20 s, never past the deadline
     assert wait_for_writer(target_from_dsn(lambda_postgres.dsn()), deadline=60.0) == 1
+
+
+class RecordingProperties(dict[str, Any]):
+    """ResourceProperties that remember which names the handler asks for."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_handler_asks_only_for_properties_the_construct_sends(deployment: Deployment) -> None:
+    """Behavioural side of the contract (tests/unit/test_schema_stack pins what the template sends to
+    contract.MIGRATOR_PROPERTIES): whatever name the handler reads must be one that is sent. A handler reading
+    `Engine` while the construct sends `EngineHash` fails here, with no list of known misspellings."""
+    asked: set[str] = set()
+    for request in ("Create", "Update", "Delete"):
+        event = deployment.event(request, old_hash="hash-0")
+        event["ResourceProperties"] = recording = RecordingProperties(event["ResourceProperties"])
+        migrator.handler(event, LambdaContext())
+        asked |= recording.asked
+    assert asked <= set(contract.MIGRATOR_PROPERTIES), asked - set(contract.MIGRATOR_PROPERTIES)
+    assert contract.PROP_SCHEMA_HASH in asked
