@@ -15,6 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from stacks import config
+from tests.conftest import build_app  # the tests' own app builder: same context, no bundling
+
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 
@@ -28,9 +31,6 @@ def _normalize(text: str) -> str:
 
 
 def synthesize(outdir: Path) -> dict[str, str]:
-    from tests.conftest import build_app  # the tests' own app builder: same context, no bundling
-    from stacks import config
-
     app, _ = build_app(config.resolve("all"), outdir)
     app.synth()
     return {path.name: _normalize(path.read_text()) for path in sorted(outdir.glob("*.template.json"))}
