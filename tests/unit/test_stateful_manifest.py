@@ -45,7 +45,7 @@ def prod_stateful(synthesized: Synthesized) -> list[tuple[str, str, dict[str, An
     return found
 
 
-# S3 server access logs can only be delivered to SSE-S3 buckets (documented in README and pat_constructs/storage.py).
+# S3 server access logs can only be delivered to SSE-S3 buckets (docs/architecture.md, pat_constructs/storage.py).
 SSE_S3_BY_NECESSITY = "AccessLogsBucket"
 
 
