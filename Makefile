@@ -1,6 +1,7 @@
-# Pat data platform. `make synth` (main job) and `make test` (the test command) set everything up on first run.
+# Pat data platform. `make test` (the test command) and `make synth` (the main job) set everything up on first run;
+# `make` alone lists the targets. Each target's `## ` comment is its line in `make help`.
 SHELL := /bin/bash
-.DEFAULT_GOAL := synth
+.DEFAULT_GOAL := help
 
 ENV ?= all
 VENV := .venv
@@ -12,7 +13,12 @@ export PYTHONPATH := $(CURDIR)
 # Never pick up a developer's credentials or a lookup by accident during synth/test.
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: setup synth diff deploy test lint format pr clean _require_env local local-down local-reset seed bench pin-stateful replacements cost security
+.PHONY: help setup setup-data synth diff deploy test test-fast lint format pr clean _require_env local local-down \
+	local-reset seed bench pin-stateful replacements cost security
+
+help: ## list the targets (the default goal)
+	@echo "usage: make <target> [ENV=dev|staging|prod] (synth: ENV=all by default)"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-zA-Z0-9_-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -53,10 +59,12 @@ $(STAMPS)/checkov: | $(STAMPS)
 	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
-setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/debian
+setup: $(STAMPS)/python $(STAMPS)/node ## the virtualenv and the pinned CDK CLI: all that synth/diff/deploy need
 
-## synth: synthesize ENV (default: all environments) through the pinned CDK CLI, gated by cdk-nag, then summarize
-synth: setup
+setup-data: setup $(STAMPS)/debian ## setup + the Debian packages the data tests and `make local` run
+	@true
+
+synth: setup ## synthesize ENV (default: all) through the pinned CDK CLI, gated by cdk-nag, then summarize
 	@rm -rf cdk.out
 	$(CDK) synth --quiet -c env=$(ENV)
 	@$(PY) scripts/synth_summary.py cdk.out
@@ -64,65 +72,58 @@ synth: setup
 _require_env:
 	@if [ "$(ENV)" = "all" ]; then echo "ENV=dev|staging|prod is required for this target" >&2; exit 2; fi
 
-## diff: what `cdk deploy` would change in ENV
-diff: setup _require_env
+diff: setup _require_env ## what `cdk deploy` would change in ENV
 	$(CDK) diff -c env=$(ENV) 'Pat-$(ENV)-*'
 
-## deploy: deploy ENV's stacks (needs AWS credentials and a bootstrapped account)
-deploy: setup _require_env
+deploy: setup _require_env ## deploy ENV's stacks (needs AWS credentials and a bootstrapped account)
 	$(CDK) deploy -c env=$(ENV) 'Pat-$(ENV)-*'
 
-lint: $(STAMPS)/python
+lint: $(STAMPS)/python ## ruff check, ruff format --check, mypy strict and the layering rules (scripts/lint_layers.py)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) -m scripts.lint_layers
 
-format: $(STAMPS)/python
+format: $(STAMPS)/python ## ruff format, then ruff check --fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## test: lint, types, template/nag/cfn-lint tests and the rest of the suite
-test: setup lint
+test: setup-data lint ## everything: lint, types, templates, cdk-nag, cfn-lint, data tier, checkov (what CI runs)
 	$(VENV)/bin/pytest
 	$(MAKE) security
 
-pr: test synth
+test-fast: setup ## the inner loop: tests marked neither data nor slow (no Debian packages, no lint)
+	$(VENV)/bin/pytest -m "not data and not slow" $(PYTEST_ARGS)
 
-## security: checkov over the synthesized templates (skips only via pat_constructs/checkov.py, with reasons)
-security: synth $(STAMPS)/checkov
+pr: test synth ## what a pull request must pass: test, then synth
+
+security: synth $(STAMPS)/checkov ## checkov over the synthesized templates (skips only via pat_constructs/checkov.py)
 	.venv-checkov/bin/checkov -d cdk.out --framework cloudformation --skip-download --quiet --compact
 
-## pin-stateful: re-pin the logical IDs of stateful resources (stateful-manifest.json) after a deliberate change
-pin-stateful: $(STAMPS)/python
+pin-stateful: $(STAMPS)/python ## re-pin stateful resources' logical IDs (stateful-manifest.json) after a deliberate change
 	$(PY) -m scripts.stateful_manifest
 
-## replacements: list resources a deploy would replace or delete vs BASE (default origin/main); exit 1 if stateful
 BASE ?= origin/main
-replacements: setup
+replacements: setup ## resources a deploy would replace or delete vs BASE (origin/main); exit 1 if stateful
 	$(PY) -m scripts.replacements --base $(BASE)
 
-## cost: monthly estimate per environment from config + scripts/prices-eu-west-1.json (assumptions printed)
-cost: $(STAMPS)/python
+cost: $(STAMPS)/python ## monthly estimate per environment from config + scripts/prices-eu-west-1.json
 	$(PY) -m scripts.cost
 
-## local: start the local PostgreSQL + PgBouncer + Redis cluster (.local/, fixed ports) and apply the schema
-local: setup
+local: setup-data ## start the local PostgreSQL + PgBouncer + Redis cluster (.local/, fixed ports), apply the schema
 	$(PY) -m scripts.local_env up
 
-## local-down: stop the local environment (data kept); local-reset: stop and wipe it
-local-down: $(STAMPS)/python
+local-down: $(STAMPS)/python ## stop the local environment (data kept)
 	$(PY) -m scripts.local_env down
 
-local-reset: $(STAMPS)/python
+local-reset: $(STAMPS)/python ## stop the local environment and wipe it
 	$(PY) -m scripts.local_env reset
 
-## seed: sample tenants/emails/tags/attachments into the local environment (SEED_ARGS="--tenants 5 --emails 20000")
-seed: local
+seed: local ## sample tenants, emails, tags, attachments into the local env (SEED_ARGS="--tenants 5 --emails 20000")
 	$(PY) -m scripts.local_env seed $(SEED_ARGS)
 
-## bench: benchmark against the local environment -> docs/benchmarks.md + .json (QUICK=1: < 60 s smoke)
-bench: local
+bench: local ## benchmark the local environment -> docs/benchmarks.md + .json (QUICK=1: < 60 s smoke)
 	$(PY) -m scripts.bench $(if $(QUICK),--quick) --out docs
 
-clean:
+clean: ## remove cdk.out and the tool caches (not .venv, node_modules or .stamps)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -285,7 +285,7 @@ class Cache:
         kind: str,
         connection: Any,
         query: str,
-        params: Sequence[Any] = (),
+        params: Sequence[object] = (),
         *,
         id_field: str = "id",
         tags_of: Callable[[Any], Sequence[str]] = lambda _: (),

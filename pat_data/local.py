@@ -186,10 +186,22 @@ class LocalPostgres:
             pwfile.write_text(self.password)
             _own(self.root)
             subprocess.run(
-                _as_service_user([str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-                                  "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8", "--no-sync"]),
-                check=True, capture_output=True,
-            )  # fmt: skip
+                _as_service_user(
+                    [
+                        str(PG_BIN / "initdb"),
+                        "-D",
+                        str(self.data_dir),
+                        "-U",
+                        SUPERUSER,
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                        "--encoding=UTF8",
+                        "--no-sync",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
+            )
             pwfile.unlink()
         _own(self.root)
         options = (
@@ -197,10 +209,24 @@ class LocalPostgres:
             "-c fsync=off -c max_connections=300 -c shared_buffers=256MB -c log_min_messages=warning"
         )
         subprocess.run(
-            _as_service_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-o", options,
-                              "-w", "-t", "60", "start"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            _as_service_user(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         _wait_for_port(self.port, 30, self.log)
         return self
 
@@ -208,8 +234,9 @@ class LocalPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             subprocess.run(
                 _as_service_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
-                check=False, capture_output=True,
-            )  # fmt: skip
+                check=False,
+                capture_output=True,
+            )
 
 
 @dataclass
@@ -400,10 +427,22 @@ class LocalRedisCluster:
             self.wait_until_ok()  # a restarted cluster (make local again) keeps its nodes.conf
             return self
         create = subprocess.run(
-            [str(REDIS_CLI_BIN), "--no-auth-warning", "-a", self.password, "--cluster", "create",
-             *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                str(REDIS_CLI_BIN),
+                "--no-auth-warning",
+                "-a",
+                self.password,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if create.returncode != 0:
             raise LocalServerError(f"redis-cli --cluster create failed: {create.stdout[-1500:]}{create.stderr}")
         self.wait_until_ok()
@@ -411,10 +450,20 @@ class LocalRedisCluster:
 
     def cluster_info(self, port: int | None = None) -> dict[str, str]:
         result = subprocess.run(
-            [str(REDIS_CLI_BIN), "--no-auth-warning", "-a", self.password, "-p", str(port or self.ports[0]),
-             "cluster", "info"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                str(REDIS_CLI_BIN),
+                "--no-auth-warning",
+                "-a",
+                self.password,
+                "-p",
+                str(port or self.ports[0]),
+                "cluster",
+                "info",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         pairs = (line.strip().split(":", 1) for line in result.stdout.splitlines() if ":" in line)
         return dict(pairs)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from pat_data.connect import Target, connect
 
@@ -34,7 +35,7 @@ SCHEMA = "pat"
 EXPIRY_ACTIONS = ("drop", "detach")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 APPLICATION_NAME = "pat-partitions"
-Conn = psycopg.Connection[Any]
+Conn = psycopg.Connection[TupleRow]
 
 
 class PartitionConfigError(ValueError):

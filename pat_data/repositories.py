@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import TupleRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -29,8 +29,9 @@ from pat_data.cache import Cache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Conn = psycopg.Connection[Any]
+Conn = psycopg.Connection[TupleRow]
 
+CONNECTION_EXCEPTIONS = ("08000", "08001", "08003", "08004", "08006")  # class 08, connection exception
 TRANSIENT_SQLSTATES = {
     "57P01",  # admin_shutdown (failover, restart)
     "57P02",  # crash_shutdown
@@ -38,8 +39,8 @@ TRANSIENT_SQLSTATES = {
     "25006",  # read_only_sql_transaction: writing to a writer that was just demoted
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
-    "08000", "08003", "08006", "08001", "08004",  # connection exceptions
-}  # fmt: skip
+    *CONNECTION_EXCEPTIONS,
+}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -120,9 +121,21 @@ class Page:
 
 
 EMAIL_COLUMNS = (
-    "id", "received_at", "message_id", "idempotency_key", "sender", "recipients", "subject", "text_body", "html_body",
-    "headers", "metadata", "size_bytes", "status", "spam_score",
-)  # fmt: skip
+    "id",
+    "received_at",
+    "message_id",
+    "idempotency_key",
+    "sender",
+    "recipients",
+    "subject",
+    "text_body",
+    "html_body",
+    "headers",
+    "metadata",
+    "size_bytes",
+    "status",
+    "spam_score",
+)
 SUMMARY = (
     "id, tenant_id, received_at, message_id, sender, recipients, subject, status, spam_score, size_bytes, metadata, "
     "created_at, updated_at"
@@ -148,11 +161,24 @@ class EmailRepository:
         if not emails:
             return IngestResult(0, 0)
         rows = [
-            (uuid.uuid4(), e.received_at, e.message_id, e.idempotency_key, e.sender, list(e.recipients), e.subject,
-             e.text_body, e.html_body, Jsonb(dict(e.headers)), Jsonb(dict(e.metadata)), e.size_bytes, e.status,
-             e.spam_score)
+            (
+                uuid.uuid4(),
+                e.received_at,
+                e.message_id,
+                e.idempotency_key,
+                e.sender,
+                list(e.recipients),
+                e.subject,
+                e.text_body,
+                e.html_body,
+                Jsonb(dict(e.headers)),
+                Jsonb(dict(e.metadata)),
+                e.size_bytes,
+                e.status,
+                e.spam_score,
+            )
             for e in emails
-        ]  # fmt: skip
+        ]
         columns = sql.SQL(", ").join(map(sql.Identifier, EMAIL_COLUMNS))
 
         def attempt() -> int:
@@ -220,7 +246,7 @@ class EmailRepository:
         if not 1 <= limit <= 500:
             raise ValueError(f"limit={limit}: between 1 and 500")
         conditions = [sql.SQL("e.deleted_at IS NULL")]
-        params: list[Any] = []
+        params: list[object] = []
         if after is not None:
             conditions.append(sql.SQL("(e.received_at, e.id) < (%s, %s)"))
             params += [after[0], after[1]]
@@ -293,7 +319,12 @@ class EmailRepository:
         return retrying(attempt)
 
     def _change(
-        self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, statement: str, params: Sequence[Any], actor: str
+        self,
+        tenant_id: uuid.UUID | str,
+        email_id: uuid.UUID | str,
+        statement: str,
+        params: Sequence[object],
+        actor: str,
     ) -> bool:
         def attempt() -> bool:
             with self.db.tenant(tenant_id, actor=actor) as conn:
@@ -308,15 +339,21 @@ class EmailRepository:
         self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, status: str, *, actor: str = "app"
     ) -> bool:
         return self._change(
-            tenant_id, email_id, "UPDATE pat.emails SET status = %s WHERE id = %s AND deleted_at IS NULL",
-            (status, email_id), actor,
-        )  # fmt: skip
+            tenant_id,
+            email_id,
+            "UPDATE pat.emails SET status = %s WHERE id = %s AND deleted_at IS NULL",
+            (status, email_id),
+            actor,
+        )
 
     def soft_delete(self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, *, actor: str = "app") -> bool:
         return self._change(
-            tenant_id, email_id, "UPDATE pat.emails SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
-            (email_id,), actor,
-        )  # fmt: skip
+            tenant_id,
+            email_id,
+            "UPDATE pat.emails SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
+            (email_id,),
+            actor,
+        )
 
     def add_tag(self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, name: str, *, actor: str = "app") -> bool:
         def attempt() -> bool:
@@ -346,11 +383,13 @@ class EmailRepository:
         self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, name: str, *, actor: str = "app"
     ) -> bool:
         return self._change(
-            tenant_id, email_id,
+            tenant_id,
+            email_id,
             "DELETE FROM pat.email_tags et USING pat.tags t WHERE t.tenant_id = et.tenant_id AND t.id = et.tag_id "
             "AND et.email_id = %s AND lower(t.name) = lower(%s)",
-            (email_id, name), actor,
-        )  # fmt: skip
+            (email_id, name),
+            actor,
+        )
 
 
 class TenantRepository:
@@ -431,9 +470,15 @@ def add_attachment(
             "INSERT INTO pat.attachments (tenant_id, email_id, email_received_at, filename, content_type, size_bytes, "
             "sha256, s3_key) SELECT tenant_id, id, received_at, %s, %s, %s, %s, %s FROM pat.emails WHERE id = %s "
             "RETURNING id",
-            (filename, content_type, size_bytes, bytes.fromhex(sha256_hex), AttachmentLinks.key(tenant_id, sha256_hex),
-             email_id),
-        ).fetchone()  # fmt: skip
+            (
+                filename,
+                content_type,
+                size_bytes,
+                bytes.fromhex(sha256_hex),
+                AttachmentLinks.key(tenant_id, sha256_hex),
+                email_id,
+            ),
+        ).fetchone()
     if row is None:
         raise LookupError(f"email {email_id} not found for tenant {tenant_id}")
     return uuid.UUID(str(row[0]))

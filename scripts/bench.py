@@ -203,8 +203,20 @@ class Bench:
                     "recipients, subject, text_body, size_bytes) FROM STDIN"
                 ) as copy:
                     for e in emails:
-                        copy.write_row((uuid.uuid4(), tenant, e.received_at, e.message_id, e.idempotency_key, e.sender,
-                                        list(e.recipients), e.subject, e.text_body, e.size_bytes))  # fmt: skip
+                        copy.write_row(
+                            (
+                                uuid.uuid4(),
+                                tenant,
+                                e.received_at,
+                                e.message_id,
+                                e.idempotency_key,
+                                e.sender,
+                                list(e.recipients),
+                                e.subject,
+                                e.text_body,
+                                e.size_bytes,
+                            )
+                        )
                 elapsed = time.perf_counter() - started
             finally:
                 conn.execute(f"DROP TABLE public.{table}")
@@ -252,7 +264,7 @@ class Bench:
         tenant = self.tenant(f"bench-fts-v2-{self.sizes.fts_rows}")
         with psycopg.connect(self.settings["PAT_LOCAL_APP_DIRECT_DSN"]) as conn:
             conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
-            existing = conn.execute("SELECT count(*) FROM pat.emails").fetchone()[0]  # type: ignore[index]
+            (existing,) = conn.execute("SELECT count(*) FROM pat.emails").fetchone() or (0,)
             created_seconds = 0.0
             missing = self.sizes.fts_rows - int(existing)
             if missing > 0:
@@ -286,8 +298,12 @@ class Bench:
             for _ in range(self.sizes.fts_queries)
         ]
         samples = timed([partial(repo.search, tenant, q, limit=20) for q in queries])
-        return {"fts_rows": max(int(existing), self.sizes.fts_rows), "fts_create_seconds": round(created_seconds, 1),
-                "fts_p99_ms": percentiles(samples)["p99"], "fts_ms": percentiles(samples)}  # fmt: skip
+        return {
+            "fts_rows": max(int(existing), self.sizes.fts_rows),
+            "fts_create_seconds": round(created_seconds, 1),
+            "fts_p99_ms": percentiles(samples)["p99"],
+            "fts_ms": percentiles(samples),
+        }
 
     def cache_workload(self) -> dict[str, Any]:
         """Zipf(1.1)-distributed reads over zipf_keys emails through the repository, after a warming pass."""
@@ -301,8 +317,11 @@ class Bench:
         cache.stats.hits = cache.stats.misses = 0
         for email_id in self.rng.choices(ids, weights, k=self.sizes.zipf_requests):
             repo.get(tenant, email_id)
-        return {"cache_hit_rate": round(cache.stats.hit_rate, 4), "zipf": {"s": 1.1, "keys": len(ids),
-                "requests": self.sizes.zipf_requests}, "redis_benchmark_get": self.redis_benchmark()}  # fmt: skip
+        return {
+            "cache_hit_rate": round(cache.stats.hit_rate, 4),
+            "zipf": {"s": 1.1, "keys": len(ids), "requests": self.sizes.zipf_requests},
+            "redis_benchmark_get": self.redis_benchmark(),
+        }
 
     def redis_benchmark(self) -> dict[str, Any]:
         binary = shutil.which("redis-benchmark")
@@ -310,10 +329,27 @@ class Bench:
             return {"skipped": "redis-benchmark not installed"}
         host, port, password = self.cache_settings
         result = subprocess.run(  # noqa: S603 - fixed binary, no shell
-            [binary, "-h", host, "-p", str(port), "-a", password, "--cluster", "-t", "get",
-             "-n", str(self.sizes.redis_requests), "-c", "10", "--csv"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                binary,
+                "-h",
+                host,
+                "-p",
+                str(port),
+                "-a",
+                password,
+                "--cluster",
+                "-t",
+                "get",
+                "-n",
+                str(self.sizes.redis_requests),
+                "-c",
+                "10",
+                "--csv",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         lines = [line for line in result.stdout.splitlines() if line.startswith('"GET"')]
         values = [float(v.strip('"')) for v in lines[-1].split(",")[1:]]
         return {"rps": values[0], "p50_ms": values[3], "p99_ms": values[5]}
@@ -323,7 +359,7 @@ def machine(settings: dict[str, str]) -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     total = re.search(r"MemTotal:\s+(\d+)", meminfo)
     with psycopg.connect(settings["PAT_LOCAL_DSN"]) as conn:
-        postgres = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        (postgres,) = conn.execute("SHOW server_version").fetchone() or ("unknown",)
 
     def version(command: list[str]) -> str:
         binary = shutil.which(command[0]) or command[0]
@@ -372,10 +408,15 @@ def lookup(report: dict[str, Any], dotted: str) -> float:
 def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
     checks = {">=": float.__ge__, "<=": float.__le__, ">": float.__gt__, "<": float.__lt__}
     return [
-        {"source": source, "criterion": name, "measured": lookup(report, key), "target": f"{op} {target:g}",
-         "pass": checks[op](lookup(report, key), float(target))}
+        {
+            "source": source,
+            "criterion": name,
+            "measured": lookup(report, key),
+            "target": f"{op} {target:g}",
+            "pass": checks[op](lookup(report, key), float(target)),
+        }
         for source, name, key, op, target in CRITERIA
-    ]  # fmt: skip
+    ]
 
 
 def markdown(report: dict[str, Any]) -> str:

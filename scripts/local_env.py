@@ -114,8 +114,24 @@ def seed(tenants: int, emails_per_tenant: int, months: int) -> None:
     db = Database(app_pool)
     repo = EmailRepository(db)
     rng = random.Random(42)  # noqa: S311 - reproducible sample data
-    words = ("invoice", "meeting", "quarterly", "report", "shipment", "contract", "renewal", "welcome", "security",
-             "update", "payment", "reminder", "project", "roadmap", "feedback", "offer")  # fmt: skip
+    words = (
+        "invoice",
+        "meeting",
+        "quarterly",
+        "report",
+        "shipment",
+        "contract",
+        "renewal",
+        "welcome",
+        "security",
+        "update",
+        "payment",
+        "reminder",
+        "project",
+        "roadmap",
+        "feedback",
+        "offer",
+    )
     started, total = time.perf_counter(), 0
     try:
         with psycopg.connect(values["PAT_LOCAL_DSN"], autocommit=True) as conn:
@@ -155,9 +171,14 @@ def seed(tenants: int, emails_per_tenant: int, months: int) -> None:
             for item in repo.page(tenant_id, limit=20).items:
                 repo.add_tag(tenant_id, item["id"], rng.choice(["urgent", "finance", "customers"]))
                 add_attachment(
-                    db, tenant_id, email_id=item["id"], filename="document.pdf", content_type="application/pdf",
-                    size_bytes=rng.randrange(10_000, 5_000_000), sha256_hex=uuid.uuid4().hex * 2,
-                )  # fmt: skip
+                    db,
+                    tenant_id,
+                    email_id=item["id"],
+                    filename="document.pdf",
+                    content_type="application/pdf",
+                    size_bytes=rng.randrange(10_000, 5_000_000),
+                    sha256_hex=uuid.uuid4().hex * 2,
+                )
     finally:
         app_pool.close()
     elapsed = time.perf_counter() - started

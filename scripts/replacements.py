@@ -23,11 +23,27 @@ ROOT = Path(__file__).resolve().parents[1]
 # Properties whose change makes CloudFormation replace the resource (CloudFormation resource reference, "Update
 # requires: Replacement"), for the resource types this app uses where a replacement loses data.
 REPLACING_PROPERTIES: dict[str, tuple[str, ...]] = {
-    "AWS::RDS::DBCluster": ("DBClusterIdentifier", "Engine", "DatabaseName", "KmsKeyId", "StorageEncrypted",
-                            "DBSubnetGroupName", "MasterUsername", "SnapshotIdentifier", "EngineMode"),
+    "AWS::RDS::DBCluster": (
+        "DBClusterIdentifier",
+        "Engine",
+        "DatabaseName",
+        "KmsKeyId",
+        "StorageEncrypted",
+        "DBSubnetGroupName",
+        "MasterUsername",
+        "SnapshotIdentifier",
+        "EngineMode",
+    ),
     "AWS::RDS::DBInstance": ("DBInstanceIdentifier", "DBClusterIdentifier", "Engine", "AvailabilityZone", "KmsKeyId"),
-    "AWS::ElastiCache::ReplicationGroup": ("ReplicationGroupId", "Engine", "Port", "AtRestEncryptionEnabled",
-                                           "KmsKeyId", "CacheSubnetGroupName", "NodeGroupConfiguration"),
+    "AWS::ElastiCache::ReplicationGroup": (
+        "ReplicationGroupId",
+        "Engine",
+        "Port",
+        "AtRestEncryptionEnabled",
+        "KmsKeyId",
+        "CacheSubnetGroupName",
+        "NodeGroupConfiguration",
+    ),
     "AWS::S3::Bucket": ("BucketName", "ObjectLockEnabled"),
     "AWS::KMS::Key": ("KeySpec", "KeyUsage", "MultiRegion"),
     "AWS::SecretsManager::Secret": ("Name",),
@@ -36,7 +52,7 @@ REPLACING_PROPERTIES: dict[str, tuple[str, ...]] = {
     "AWS::EC2::SecurityGroup": ("GroupDescription", "GroupName", "VpcId"),
     "AWS::EC2::Subnet": ("AvailabilityZone", "CidrBlock", "VpcId"),
     "AWS::EC2::VPC": ("CidrBlock",),
-}  # fmt: skip
+}
 # Not stateful, but their replacement disrupts: a new writer instance (a failover-like outage; instances are
 # DESTROYed with their cluster, see removal_policy.py), and the network identities other stacks hold by reference
 # (a replaced security group or subnet changes a value consumers read from another stack).
@@ -105,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         worktree = Path(temp) / "base"
         added = subprocess.run(  # noqa: S603
             ["git", "worktree", "add", "--detach", str(worktree), args.base],  # noqa: S607
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if added.returncode != 0:
             print(f"replacements: cannot check out {args.base}: {added.stderr.strip()}", file=sys.stderr)
             return 2
@@ -125,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(changes)} replacement(s)/deletion(s) vs {args.base}: {len(hit)} stateful, {len(disrupting)} disruptive"
     )
     if hit or disrupting:
-        print("a stateful or disruptive resource would be replaced or deleted: see "
-              "tests/unit/test_stateful_manifest.py (stateful) and docs/deploy.md (writer, network)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "a stateful or disruptive resource would be replaced or deleted: see "
+            "tests/unit/test_stateful_manifest.py (stateful) and docs/deploy.md (writer, network)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

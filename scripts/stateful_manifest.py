@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "stateful-manifest.json"
 
 
-def synthesize(outdir: Path | None = None) -> Any:
+def synthesize(outdir: Path | None = None) -> cdk.cx_api.CloudAssembly:
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     app = cdk.App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir) if outdir else None)
     for env in config.ENVIRONMENTS.values():
@@ -31,7 +30,7 @@ def synthesize(outdir: Path | None = None) -> Any:
     return app.synth()
 
 
-def stateful_resources(assembly: Any) -> dict[str, dict[str, str]]:
+def stateful_resources(assembly: cdk.cx_api.CloudAssembly) -> dict[str, dict[str, str]]:
     """{stack name: {logical id: resource type}} for every stateful resource type."""
     found: dict[str, dict[str, str]] = {}
     for stack in assembly.stacks:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 
@@ -30,6 +30,12 @@ SAFETY_MARGIN_SECONDS = 45
 
 logger = logging.getLogger()
 logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+
+class LambdaContext(Protocol):
+    """What the handler reads from the Lambda context object: the time left before the function is stopped."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +85,7 @@ def _emit(settings: Settings, **metrics: float) -> None:
     print(json.dumps(emf_metrics(settings.env, metrics)))
 
 
-def _deadline(context: Any) -> float:
+def _deadline(context: LambdaContext) -> float:
     return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
 
 
@@ -217,7 +223,7 @@ def operate(event: Mapping[str, Any], settings: Settings, deadline: float, clien
     )
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_environ(os.environ)
     client = boto3.client("secretsmanager")
     deadline = _deadline(context)

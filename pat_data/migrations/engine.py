@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from pat_data.connect import Target, connect
 from pat_data.migrations.files import (
@@ -48,6 +48,7 @@ BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 APPLICATION_NAME = "pat-migrator"
 
 log = logging.getLogger(__name__)
+Connection = psycopg.Connection[TupleRow]  # the engine reads rows as tuples
 
 
 class MigrationError(RuntimeError):
@@ -170,13 +171,13 @@ class Migrator:
         return list(self._files)
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self) -> Iterator[Connection]:
         target = replace(self.target, application_name=APPLICATION_NAME)
         with connect(target, autocommit=True) as conn:
             yield conn
 
     @contextmanager
-    def _locked(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def _locked(self, conn: Connection) -> Iterator[None]:
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 0.2
         while not _scalar(conn, "SELECT pg_try_advisory_lock(%s)", (self.lock_key,)):
@@ -190,7 +191,7 @@ class Migrator:
             if not conn.closed:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
 
-    def _lock_holder_message(self, conn: psycopg.Connection[Any]) -> str:
+    def _lock_holder_message(self, conn: Connection) -> str:
         row = conn.execute(
             """
             SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.usename, a.client_addr::text,
@@ -212,17 +213,17 @@ class Migrator:
             f"SELECT pg_terminate_backend({pid}); then run again"
         )
 
-    def _history_exists(self, conn: psycopg.Connection[Any]) -> bool:
+    def _history_exists(self, conn: Connection) -> bool:
         return _scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (self.history_table,)) is True
 
-    def _history_format(self, conn: psycopg.Connection[Any]) -> int:
+    def _history_format(self, conn: Connection) -> int:
         comment = _scalar(conn, "SELECT obj_description(to_regclass(%s), 'pg_class')", (self.history_table,))
         prefix = HISTORY_COMMENT.format(format="")
         if isinstance(comment, str) and comment.startswith(prefix) and comment[len(prefix) :].isdigit():
             return int(comment[len(prefix) :])
         return 0  # created by Flyway itself, or by hand: same columns, unstamped
 
-    def _ensure_history(self, conn: psycopg.Connection[Any]) -> int:
+    def _ensure_history(self, conn: Connection) -> int:
         """Create (or stamp) the history table; returns its format. Call with the lock held."""
         with conn.transaction():
             conn.execute(
@@ -259,7 +260,7 @@ class Migrator:
                 current = HISTORY_FORMAT
         return current
 
-    def _rows(self, conn: psycopg.Connection[Any]) -> list[HistoryRow]:
+    def _rows(self, conn: Connection) -> list[HistoryRow]:
         if not self._history_exists(conn):
             return []
         cursor = conn.execute(
@@ -394,17 +395,15 @@ class Migrator:
             execution_ms=int((time.perf_counter() - started) * 1000),
         )
 
-    def _ensure_history_if_writable(self, conn: psycopg.Connection[Any]) -> int:
+    def _ensure_history_if_writable(self, conn: Connection) -> int:
         if self._history_exists(conn) and self._history_format(conn) > HISTORY_FORMAT:
             return self._history_format(conn)
         return self._ensure_history(conn)
 
-    def _installed_by(self, conn: psycopg.Connection[Any]) -> str:
+    def _installed_by(self, conn: Connection) -> str:
         return self.installed_by or str(_scalar(conn, "SELECT current_user")) or getpass.getuser()
 
-    def _record(
-        self, conn: psycopg.Connection[Any], migration: MigrationFile, *, elapsed_ms: int, success: bool
-    ) -> None:
+    def _record(self, conn: Connection, migration: MigrationFile, *, elapsed_ms: int, success: bool) -> None:
         conn.execute(
             sql.SQL(
                 "INSERT INTO {table} (installed_rank, version, description, type, script, checksum, installed_by, "
@@ -422,14 +421,14 @@ class Migrator:
             ),
         )
 
-    def _apply(self, conn: psycopg.Connection[Any], migration: MigrationFile) -> None:
+    def _apply(self, conn: Connection, migration: MigrationFile) -> None:
         log.info("applying migration", extra={"script": migration.script, "transactional": migration.transactional})
         if migration.transactional:
             self._apply_in_transaction(conn, migration)
         else:
             self._apply_statements(conn, migration)
 
-    def _apply_in_transaction(self, conn: psycopg.Connection[Any], migration: MigrationFile) -> None:
+    def _apply_in_transaction(self, conn: Connection, migration: MigrationFile) -> None:
         for attempt in range(1, self.lock_retries + 1):
             started = time.perf_counter()
             try:
@@ -453,7 +452,7 @@ class Migrator:
                     failure = self._locate(conn, migration) or failure
                 raise failure from exc
 
-    def _locate(self, conn: psycopg.Connection[Any], migration: MigrationFile) -> MigrationFailedError | None:
+    def _locate(self, conn: Connection, migration: MigrationFile) -> MigrationFailedError | None:
         """Find the failing statement of a transactional file whose error carried no position (a runtime error):
         replay it statement by statement inside a transaction that is always rolled back."""
         try:
@@ -471,7 +470,7 @@ class Migrator:
             return None
         return None
 
-    def _apply_statements(self, conn: psycopg.Connection[Any], migration: MigrationFile) -> None:
+    def _apply_statements(self, conn: Connection, migration: MigrationFile) -> None:
         started = time.perf_counter()
         invalid_before = _invalid_indexes(conn)
         _set(conn, "lock_timeout", migration.lock_timeout, local=False)
@@ -557,12 +556,12 @@ class Migrator:
             return actions
 
 
-def _scalar(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] = ()) -> Any:
+def _scalar(conn: Connection, query: str, params: Sequence[object] = ()) -> object:
     row = conn.execute(query, params).fetchone()
     return row[0] if row else None
 
 
-def _set(conn: psycopg.Connection[Any], name: str, value: str, *, local: bool) -> None:
+def _set(conn: Connection, name: str, value: str, *, local: bool) -> None:
     statement = "SET LOCAL {} = {}" if local else "SET {} = {}"
     conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Literal(value)))
 
@@ -571,7 +570,7 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _invalid_indexes(conn: psycopg.Connection[Any]) -> set[str]:
+def _invalid_indexes(conn: Connection) -> set[str]:
     rows = conn.execute(
         "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "WHERE NOT i.indisvalid AND c.relkind = 'i' "

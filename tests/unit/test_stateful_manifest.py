@@ -35,18 +35,17 @@ def test_every_pinned_stateful_resource_keeps_its_logical_id(synthesized: Synthe
 
 
 def prod_stateful(synthesized: Synthesized) -> list[tuple[str, str, dict[str, Any]]]:
+    stateful_types = {t for res in stateful_resources(synthesized.assembly).values() for t in res.values()}
     found = []
     for stack in synthesized.assembly.stacks:
         if stack.stack_name.startswith("Pat-prod-"):
             for logical_id, resource in stack.template["Resources"].items():
-                if resource["Type"] in {
-                    t for res in stateful_resources(synthesized.assembly).values() for t in res.values()
-                }:
+                if resource["Type"] in stateful_types:
                     found.append((stack.stack_name, logical_id, resource))
     return found
 
 
-# S3 server access logs can only be delivered to SSE-S3 buckets (documented in README and pat_constructs/storage.py).
+# S3 server access logs can only be delivered to SSE-S3 buckets (docs/architecture.md, pat_constructs/storage.py).
 SSE_S3_BY_NECESSITY = "AccessLogsBucket"
 
 
