@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
-from pat_data.operations.common import CheckFailedError, OpsError, Plan, all_pages, wait_until
+from pat_data.operations.common import Plan, wait_until
+from pat_data.operations.errors import CheckFailedError, PreconditionError
+
+if TYPE_CHECKING:
+    from mypy_boto3_backup import BackupClient
+    from mypy_boto3_cloudfront import CloudFrontClient
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 Progress = Callable[[str], None]
 
 
-def proxy_targets(rds: Any, proxy_name: str) -> list[dict[str, Any]]:
-    targets = all_pages(rds, "describe_db_proxy_targets", "Targets", DBProxyName=proxy_name)
+def proxy_targets(rds: RDSClient, proxy_name: str) -> list[dict[str, object]]:
+    pages = rds.get_paginator("describe_db_proxy_targets").paginate(DBProxyName=proxy_name)
+    targets = [target for page in pages for target in page.get("Targets", [])]
     return [
         {
             "target": t.get("RdsResourceId"),
@@ -25,10 +34,10 @@ def proxy_targets(rds: Any, proxy_name: str) -> list[dict[str, Any]]:
     ]
 
 
-def pgbouncer_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
+def pgbouncer_service(ecs: ECSClient, cluster: str, service: str) -> dict[str, object]:
     services = ecs.describe_services(cluster=cluster, services=[service])["services"]
     if not services:
-        raise OpsError(f"ECS service {cluster}/{service} not found: is this env using PgBouncer?")
+        raise PreconditionError(f"ECS service {cluster}/{service} not found: is this env using PgBouncer?")
     svc = services[0]
     return {
         "service": f"{cluster}/{service}",
@@ -41,7 +50,7 @@ def pgbouncer_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
     }
 
 
-def restart_pgbouncer(ecs: Any, cluster: str, service: str, *, apply: bool) -> Plan:
+def restart_pgbouncer(ecs: ECSClient, cluster: str, service: str, *, apply: bool) -> Plan:
     current = pgbouncer_service(ecs, cluster, service)
     plan = Plan(
         action="pooler restart",
@@ -57,11 +66,11 @@ def restart_pgbouncer(ecs: Any, cluster: str, service: str, *, apply: bool) -> P
 
 
 def rotate_secret(
-    secrets: Any,
+    secrets: SecretsManagerClient,
     secret_id: str,
     *,
     apply: bool,
-    verify_login: Callable[[dict[str, Any]], None] | None,
+    verify_login: Callable[[Mapping[str, object]], None] | None,
     progress: Progress = lambda _: None,
     sleep: Callable[[float], None] | None = None,
     timeout_seconds: float = 600,
@@ -73,7 +82,9 @@ def rotate_secret(
     """
     described = secrets.describe_secret(SecretId=secret_id)
     if not described.get("RotationEnabled"):
-        raise OpsError(f"{described['Name']} has no rotation configured: it is rotated by its own runbook step")
+        raise PreconditionError(
+            f"{described['Name']} has no rotation configured: it is rotated by its own runbook step"
+        )
     before = next(v for v, stages in described["VersionIdsToStages"].items() if "AWSCURRENT" in stages)
     plan = Plan(
         action="secrets rotate",
@@ -104,10 +115,12 @@ def rotate_secret(
     return plan
 
 
-def invalidate(cloudfront: Any, distribution_id: str, paths: Sequence[str], *, apply: bool, now: datetime) -> Plan:
+def invalidate(
+    cloudfront: CloudFrontClient, distribution_id: str, paths: Sequence[str], *, apply: bool, now: datetime
+) -> Plan:
     bad = [p for p in paths if not p.startswith("/")]
     if not paths or bad:
-        raise OpsError(f"paths must start with '/', e.g. /tenants/<id>/* (got {', '.join(bad) or 'none'})")
+        raise PreconditionError(f"paths must start with '/', e.g. /tenants/<id>/* (got {', '.join(bad) or 'none'})")
     plan = Plan(
         action="cdn invalidate", steps=[f"invalidate {len(paths)} path(s) on {distribution_id}: {' '.join(paths)}"]
     )
@@ -123,14 +136,28 @@ def invalidate(cloudfront: Any, distribution_id: str, paths: Sequence[str], *, a
     return plan
 
 
+class ResourceBackup(TypedDict):
+    resource: str
+    latest: str | None
+    age_hours: float | None
+    ok: bool
+
+
+class BackupReport(TypedDict):
+    max_age_hours: int
+    resources: list[ResourceBackup]
+    restore_testing_plans: list[dict[str, str | None]]
+
+
 def verify_backups(
-    backup: Any, *, resource_arns: Sequence[str], max_age_hours: int, now: datetime | None = None
-) -> dict[str, Any]:
+    backup: BackupClient, *, resource_arns: Sequence[str], max_age_hours: int, now: datetime | None = None
+) -> BackupReport:
     """The newest completed recovery point per resource must be younger than `max_age_hours`."""
     now = now or datetime.now(UTC)
-    results = []
+    results: list[ResourceBackup] = []
     for arn in resource_arns:
-        points = all_pages(backup, "list_recovery_points_by_resource", "RecoveryPoints", ResourceArn=arn)
+        pages = backup.get_paginator("list_recovery_points_by_resource").paginate(ResourceArn=arn)
+        points = [point for page in pages for point in page.get("RecoveryPoints", [])]
         done = [p for p in points if p.get("Status") == "COMPLETED"]
         newest = max((p["CreationDate"] for p in done), default=None)
         age = (now - newest) if newest else None
@@ -142,15 +169,19 @@ def verify_backups(
                 "ok": age is not None and age <= timedelta(hours=max_age_hours),
             }
         )
-    plans = all_pages(backup, "list_restore_testing_plans", "RestoreTestingPlans")
-    report = {
+    plans = [
+        plan
+        for page in backup.get_paginator("list_restore_testing_plans").paginate()
+        for plan in page["RestoreTestingPlans"]
+    ]
+    report: BackupReport = {
         "max_age_hours": max_age_hours,
         "resources": results,
         "restore_testing_plans": [
             {"name": p.get("RestoreTestingPlanName"), "last_run": str(p.get("LastExecutionTime"))} for p in plans
         ],
     }
-    stale = [str(r["resource"]) for r in results if not r["ok"]]
+    stale = [r["resource"] for r in results if not r["ok"]]
     if stale:
         raise CheckFailedError(
             f"no completed recovery point in the last {max_age_hours} h for: {', '.join(stale)}", report

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import cast
 
 from redis.cluster import RedisCluster
 
 from pat_data.cache import Cache
-from pat_data.cache_auth import CacheAuthRotation
-from pat_data.operations.common import OpsError, Plan
+from pat_data.cache_auth import CacheAuthRotation, RotationError
+from pat_data.operations.common import Plan
+from pat_data.operations.errors import PreconditionError
+
+# redis-py types every response of its sync and async clients alike (`Awaitable[Any] | Any`); the sync client's INFO
+# and CLUSTER INFO answer flat mappings of numbers and strings.
+InfoReply = Mapping[str, int | float | str]
 
 
-def stats(client: RedisCluster) -> dict[str, Any]:
+def stats(client: RedisCluster) -> dict[str, object]:
     """Hit rate, memory and evictions per primary (from INFO), plus the cluster state."""
     shards = []
     for node in client.get_primaries():
-        info: Any = client.info(target_nodes=node)
+        info = cast(InfoReply, client.info(target_nodes=node))
         hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
         shards.append(
             {
@@ -28,14 +34,14 @@ def stats(client: RedisCluster) -> dict[str, Any]:
                 "keys": int(client.dbsize(target_nodes=node)),  # type: ignore[arg-type]
             }
         )
-    cluster_info: Any = client.cluster_info()
+    cluster_info = cast(InfoReply, client.cluster_info())
     return {"cluster_state": cluster_info.get("cluster_state"), "shards": shards}
 
 
 def flush(client: RedisCluster, *, tag: str | None, everything: bool, apply: bool) -> Plan:
     """`--tag`: the values cached under that tag (any slot). `--all`: FLUSHALL on every primary."""
     if (tag is None) == (not everything):
-        raise OpsError("give exactly one of --tag TAG or --all")
+        raise PreconditionError("give exactly one of --tag TAG or --all")
     primaries = [node.name for node in client.get_primaries()]
     if everything:
         steps = [
@@ -57,16 +63,19 @@ def flush(client: RedisCluster, *, tag: str | None, everything: bool, apply: boo
 
 def rotate_auth(rotation: CacheAuthRotation, *, step: str, apply: bool) -> Plan:
     """One step of the AUTH rotation (begin, promote, finish): each checks the state first."""
-    state = rotation.state()
     descriptions = {
         "begin": "stage a new token (AWSPENDING) and ModifyReplicationGroup ROTATE: old and new both accepted",
         "promote": "move AWSCURRENT to the new token: clients pick it up when they re-read the secret",
         "finish": "ModifyReplicationGroup SET: only the new token is accepted",
     }
     if step not in descriptions:
-        raise OpsError(f"--step {step}: allowed are begin, promote, finish")
-    plan = Plan(action="cache rotate-auth", steps=[f"rotation is '{state.step}'; {step}: {descriptions[step]}"])
-    if apply:
-        getattr(rotation, step)()
-        plan.applied, plan.result = True, {"state": rotation.state().step}
+        raise PreconditionError(f"--step {step}: allowed are begin, promote, finish")
+    try:
+        state = rotation.state()
+        plan = Plan(action="cache rotate-auth", steps=[f"rotation is '{state.step}'; {step}: {descriptions[step]}"])
+        if apply:
+            getattr(rotation, step)()
+            plan.applied, plan.result = True, {"state": rotation.state().step}
+    except RotationError as exc:  # the rotation's state says which step to run instead: nothing was changed
+        raise PreconditionError(str(exc)) from exc
     return plan

@@ -1,27 +1,21 @@
-"""Errors with exit codes, dry-run plans, SSM discovery, and waiting with progress."""
+"""Dry-run plans, SSM discovery, and waiting with progress (errors and their exit codes: `errors`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pat_data.contract import DiscoveryKey, PhysicalNames
+from pat_data.operations.errors import CheckFailedError, PreconditionError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 
-class OpsError(RuntimeError):
-    """Bad input or a precondition not met: nothing was changed (exit code 2). The message names the fix."""
-
-
-class CheckFailedError(RuntimeError):
-    """A check ran and found a problem (exit code 1); `report` carries what the check saw."""
-
-    def __init__(self, message: str, report: Any = None) -> None:
-        super().__init__(message)
-        self.report = report
-
-
+# Any: a generic helper over any client and operation name; boto3-stubs types paginators per literal operation, so
+# typed code calls `client.get_paginator("<operation>")` itself (patops does) and gets typed pages and items.
 def all_pages(client: Any, operation: str, key: str, **parameters: Any) -> list[Any]:
     """Every item of a list/describe call that can return pages: its first page alone silently drops the rest."""
     return [item for page in client.get_paginator(operation).paginate(**parameters) for item in page.get(key, [])]
@@ -34,13 +28,13 @@ class Plan:
     action: str
     steps: list[str] = field(default_factory=list)
     applied: bool = False
-    result: dict[str, Any] = field(default_factory=dict)
+    result: Mapping[str, object] = field(default_factory=dict)
 
 
 class Discovery:
     """Reads `/pat/<env>/...` SSM parameters published by the stacks: nobody types an ARN at 3 a.m."""
 
-    def __init__(self, ssm: Any, env: str) -> None:
+    def __init__(self, ssm: SSMClient, env: str) -> None:
         self.ssm, self.env = ssm, env
         self.names = PhysicalNames(env)
         self._cache: dict[str, str] | None = None
@@ -60,12 +54,12 @@ class Discovery:
         values = self.all()
         if key.key not in values:
             if not values:
-                raise OpsError(
+                raise PreconditionError(
                     f"no SSM parameters under {self.names.discovery_prefix}: is '{self.env}' deployed in this "
                     "account/region? (check --profile/--region)"
                 )
             stack = key.key.split("/", 1)[0]
-            raise OpsError(
+            raise PreconditionError(
                 f"SSM parameter {self.names.parameter(key)} is missing: deploy the stack that publishes {stack}/* "
                 f"(make deploy ENV={self.env})"
             )

@@ -7,37 +7,51 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from pat_data.operations.common import OpsError, Plan, all_pages, wait_until
+from pat_data.operations.common import Plan, wait_until
+from pat_data.operations.errors import PreconditionError
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_rds.type_defs import DBClusterTypeDef, DBInstanceTypeDef
 
 Progress = Callable[[str], None]
 
 
-def describe(rds: Any, cluster_id: str) -> dict[str, Any]:
+def clusters(rds: RDSClient, cluster_id: str) -> list[DBClusterTypeDef]:
+    pages = rds.get_paginator("describe_db_clusters").paginate(DBClusterIdentifier=cluster_id)
+    return [cluster for page in pages for cluster in page.get("DBClusters", [])]
+
+
+def describe(rds: RDSClient, cluster_id: str) -> DBClusterTypeDef:
     try:
-        (cluster,) = all_pages(rds, "describe_db_clusters", "DBClusters", DBClusterIdentifier=cluster_id)
+        (cluster,) = clusters(rds, cluster_id)
     except rds.exceptions.DBClusterNotFoundFault as exc:
-        raise OpsError(f"cluster {cluster_id} not found: check --env, --profile and --region") from exc
-    return dict(cluster)
+        raise PreconditionError(f"cluster {cluster_id} not found: check --env, --profile and --region") from exc
+    return cluster
 
 
-def status(rds: Any, cluster_id: str) -> dict[str, Any]:
+def instance(rds: RDSClient, instance_id: str) -> DBInstanceTypeDef:
+    pages = rds.get_paginator("describe_db_instances").paginate(DBInstanceIdentifier=instance_id)
+    (found,) = [item for page in pages for item in page.get("DBInstances", [])]
+    return found
+
+
+def status(rds: RDSClient, cluster_id: str) -> dict[str, object]:
     cluster = describe(rds, cluster_id)
     instances = []
     for member in cluster.get("DBClusterMembers", []):
-        (instance,) = all_pages(
-            rds, "describe_db_instances", "DBInstances", DBInstanceIdentifier=member["DBInstanceIdentifier"]
-        )
+        described = instance(rds, member["DBInstanceIdentifier"])
         instances.append(
             {
                 "id": member["DBInstanceIdentifier"],
                 "role": "writer" if member["IsClusterWriter"] else "reader",
                 "promotion_tier": member.get("PromotionTier"),
-                "status": instance["DBInstanceStatus"],
-                "az": instance.get("AvailabilityZone"),
+                "status": described["DBInstanceStatus"],
+                "az": described.get("AvailabilityZone"),
             }
         )
     scaling = cluster.get("ServerlessV2ScalingConfiguration", {})
@@ -53,13 +67,15 @@ def status(rds: Any, cluster_id: str) -> dict[str, Any]:
     }
 
 
-def _require_available(cluster: dict[str, Any]) -> None:
+def _require_available(cluster: DBClusterTypeDef) -> None:
     if cluster["Status"] != "available":
-        raise OpsError(f"cluster {cluster['DBClusterIdentifier']} is '{cluster['Status']}': wait until it is available")
+        raise PreconditionError(
+            f"cluster {cluster['DBClusterIdentifier']} is '{cluster['Status']}': wait until it is available"
+        )
 
 
 def failover(
-    rds: Any,
+    rds: RDSClient,
     cluster_id: str,
     *,
     target: str | None,
@@ -75,12 +91,14 @@ def failover(
     writer = next((m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]), None)
     readers = sorted((m for m in members if not m["IsClusterWriter"]), key=lambda m: m.get("PromotionTier", 15))
     if not readers:
-        raise OpsError(f"{cluster_id} has no reader to fail over to (dev runs a writer only): nothing was changed")
+        raise PreconditionError(
+            f"{cluster_id} has no reader to fail over to (dev runs a writer only): nothing was changed"
+        )
     if target is None:
         target = readers[0]["DBInstanceIdentifier"]
     elif target not in {m["DBInstanceIdentifier"] for m in readers}:
         names = ", ".join(m["DBInstanceIdentifier"] for m in readers)
-        raise OpsError(f"--target {target} is not a reader of {cluster_id}: choose one of {names}")
+        raise PreconditionError(f"--target {target} is not a reader of {cluster_id}: choose one of {names}")
     tier = next(m.get("PromotionTier") for m in readers if m["DBInstanceIdentifier"] == target)
     plan = Plan(
         action="db failover",
@@ -103,13 +121,13 @@ def failover(
     return plan
 
 
-def scale(rds: Any, cluster_id: str, *, min_acu: float, max_acu: float, apply: bool) -> Plan:
+def scale(rds: RDSClient, cluster_id: str, *, min_acu: float, max_acu: float, apply: bool) -> Plan:
     """A temporary capacity change; the plan says how to go back to the deployed values."""
     for name, value in (("--min", min_acu), ("--max", max_acu)):
         if not (0 <= value <= 256 and float(value * 2).is_integer()):
-            raise OpsError(f"{name} {value:g}: Serverless v2 capacity is 0-256 ACU in 0.5 steps")
+            raise PreconditionError(f"{name} {value:g}: Serverless v2 capacity is 0-256 ACU in 0.5 steps")
     if min_acu > max_acu:
-        raise OpsError(f"--min {min_acu:g} is above --max {max_acu:g}")
+        raise PreconditionError(f"--min {min_acu:g} is above --max {max_acu:g}")
     cluster = describe(rds, cluster_id)
     _require_available(cluster)
     current = cluster.get("ServerlessV2ScalingConfiguration", {})
@@ -132,9 +150,9 @@ def scale(rds: Any, cluster_id: str, *, min_acu: float, max_acu: float, apply: b
     return plan
 
 
-def snapshot(rds: Any, cluster_id: str, *, reason: str, apply: bool, now: datetime | None = None) -> Plan:
+def snapshot(rds: RDSClient, cluster_id: str, *, reason: str, apply: bool, now: datetime | None = None) -> Plan:
     if not reason.strip():
-        raise OpsError("--reason is required: it is stored as a tag so the snapshot explains itself later")
+        raise PreconditionError("--reason is required: it is stored as a tag so the snapshot explains itself later")
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M")
     snapshot_id = f"{cluster_id}-manual-{stamp}"
     plan = Plan(action="db snapshot", steps=[f"manual snapshot {snapshot_id} of {cluster_id} (reason: {reason})"])
@@ -150,7 +168,7 @@ def snapshot(rds: Any, cluster_id: str, *, reason: str, apply: bool, now: dateti
 
 
 def restore_to_time(
-    rds: Any,
+    rds: RDSClient,
     cluster_id: str,
     *,
     to_time: datetime,
@@ -164,12 +182,14 @@ def restore_to_time(
     source = describe(rds, cluster_id)
     earliest, latest = source.get("EarliestRestorableTime"), source.get("LatestRestorableTime")
     if to_time.tzinfo is None:
-        raise OpsError("--to-time needs a time zone, e.g. 2026-11-22T02:15:00Z")
+        raise PreconditionError("--to-time needs a time zone, e.g. 2026-11-22T02:15:00Z")
     if (earliest and to_time < earliest) or (latest and to_time > latest):
-        raise OpsError(f"--to-time {to_time.isoformat()} is outside the restorable window {earliest} .. {latest}")
+        raise PreconditionError(
+            f"--to-time {to_time.isoformat()} is outside the restorable window {earliest} .. {latest}"
+        )
     try:
-        all_pages(rds, "describe_db_clusters", "DBClusters", DBClusterIdentifier=new_cluster_id)
-        raise OpsError(f"--new-cluster {new_cluster_id} already exists: choose another name")
+        clusters(rds, new_cluster_id)
+        raise PreconditionError(f"--new-cluster {new_cluster_id} already exists: choose another name")
     except rds.exceptions.DBClusterNotFoundFault:
         pass
     scaling = source.get("ServerlessV2ScalingConfiguration", {"MinCapacity": 0.5, "MaxCapacity": 16})
@@ -189,12 +209,13 @@ def restore_to_time(
         SourceDBClusterIdentifier=cluster_id,
         DBClusterIdentifier=new_cluster_id,
         RestoreToTime=to_time,
-        DBSubnetGroupName=source.get("DBSubnetGroup"),
+        # An Aurora cluster always has a subnet group and a parameter group; ours are encrypted with a CMK.
+        DBSubnetGroupName=source["DBSubnetGroup"],
         VpcSecurityGroupIds=[g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups", [])],
-        KmsKeyId=source.get("KmsKeyId"),
-        DBClusterParameterGroupName=source.get("DBClusterParameterGroup"),
+        KmsKeyId=source["KmsKeyId"],
+        DBClusterParameterGroupName=source["DBClusterParameterGroup"],
         EnableIAMDatabaseAuthentication=bool(source.get("IAMDatabaseAuthenticationEnabled")),
-        ServerlessV2ScalingConfiguration={k: scaling[k] for k in ("MinCapacity", "MaxCapacity")},
+        ServerlessV2ScalingConfiguration={"MinCapacity": scaling["MinCapacity"], "MaxCapacity": scaling["MaxCapacity"]},
         CopyTagsToSnapshot=True,
         DeletionProtection=True,
         Tags=[{"Key": "CreatedBy", "Value": "patops"}, {"Key": "RestoredFrom", "Value": cluster_id}],
@@ -208,9 +229,9 @@ def restore_to_time(
 
     def ready() -> tuple[bool, str]:
         cluster = describe(rds, new_cluster_id)
-        (instance,) = all_pages(rds, "describe_db_instances", "DBInstances", DBInstanceIdentifier=writer)
-        state = f"cluster {cluster['Status']}, writer {instance['DBInstanceStatus']}"
-        return cluster["Status"] == "available" and instance["DBInstanceStatus"] == "available", state
+        writer_status = instance(rds, writer)["DBInstanceStatus"]
+        state = f"cluster {cluster['Status']}, writer {writer_status}"
+        return cluster["Status"] == "available" and writer_status == "available", state
 
     wait_until(ready, timeout_seconds=timeout_seconds, progress=progress, what="restore", sleep=sleep)
     restored = describe(rds, new_cluster_id)
@@ -229,7 +250,7 @@ def restore_to_time(
     return plan
 
 
-def pgbouncer_pools(console_dsn: str) -> list[dict[str, Any]]:
+def pgbouncer_pools(console_dsn: str) -> list[dict[str, object]]:
     """SHOW POOLS on PgBouncer's admin console (simple query protocol only, hence the client-side cursor)."""
 
     with psycopg.connect(console_dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:

@@ -4,6 +4,7 @@ and the login check the migrator Lambda runs after a secret rotation (the same `
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -168,3 +169,37 @@ def test_check_login_logs_in_with_the_current_password_and_never_returns_one(
     assert check_login(owner, owner.user, {})["ok"] is True  # the owner logs in with the owner target itself
     with pytest.raises(ValueError, match="no secret for role 'pat_nobody' here: allowed are pat_owner"):
         check_login(owner, "pat_nobody", {})
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SECRET = "local-secret-1"
+DOWN = {
+    "PAT_LOCAL_DSN": (f"postgresql://pat_owner:{SECRET}@127.0.0.1:{{port}}/pat", "migrations info", "PostgreSQL"),
+    "PAT_LOCAL_PGBOUNCER_CONSOLE": (
+        f"postgresql://p:{SECRET}@127.0.0.1:{{port}}/pgbouncer",
+        "pooler pools",
+        "PostgreSQL",
+    ),
+    "PAT_LOCAL_CACHE": (f"127.0.0.1:{{port}}:{SECRET}", "cache stats", "the cache"),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(DOWN))
+def test_a_local_service_that_is_down_is_one_line_and_exit_2(
+    setting: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make local` not running: the operator reads what is unreachable and what to start, not a traceback."""
+    value, command, service = DOWN[setting]
+    monkeypatch.setenv(setting, value.format(port=closed_port()))
+    code, out, err = run(capsys, *command.split())
+    assert (code, out) == (2, None)
+    assert err.startswith(f"patops: {service} is unreachable: ")
+    assert err.endswith("(--env local: is `make local` running?)\n")
+    assert err.count("\n") == 1, err
+    assert SECRET not in err

@@ -47,6 +47,7 @@ def test_fresh_recovery_points_pass_and_stale_ones_fail_naming_the_resource() ->
             CheckFailedError, match=r"in the last 26 h for: arn:aws:rds:.*:cluster:pat-prod$"
         ) as failure:
             verify_backups(client, resource_arns=[CLUSTER, BUCKET], max_age_hours=26, now=NOW)
-        report = failure.value.report
-        assert [r["ok"] for r in report["resources"]] == [False, True]
+        seen = failure.value.report
+        assert isinstance(seen, dict)
+        assert [r["ok"] for r in seen["resources"]] == [False, True]
         stub.assert_no_pending_responses()

@@ -20,7 +20,7 @@ import pytest
 import requests
 from moto import mock_aws
 
-from scripts import patops
+from scripts import patops, patops_commands
 
 REGION = "eu-west-1"
 MIGRATOR = "pat-prod-schema-migrator"
@@ -282,7 +282,7 @@ def assert_sent_once_and_waits_for_the_function(invocation: Invocation) -> None:
     """A synchronous invoke must outwait the function (900 s) and never be sent again by the SDK."""
     config = invocation.config
     assert config["read_timeout"] > FUNCTION_TIMEOUT_SECONDS
-    assert patops.MIGRATOR_TIMEOUT_SECONDS == FUNCTION_TIMEOUT_SECONDS
+    assert patops_commands.MIGRATOR_TIMEOUT_SECONDS == FUNCTION_TIMEOUT_SECONDS
     assert config["connect_timeout"] <= 10
     assert config["retries"]["total_max_attempts"] == 1
     assert config["tcp_keepalive"] is True

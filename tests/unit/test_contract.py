@@ -24,7 +24,11 @@ from scripts import synth_summary
 from tests.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
-PATOPS_SOURCES = (ROOT / "scripts" / "patops.py", *sorted((ROOT / "pat_data" / "operations").glob("*.py")))
+# scripts/patops.py and the modules it is split into (scripts/patops_*.py), and the operations it calls.
+PATOPS_SOURCES = (
+    *sorted((ROOT / "scripts").glob("patops*.py")),
+    *sorted((ROOT / "pat_data" / "operations").glob("*.py")),
+)
 BY_NAME = {name: value for name, value in vars(contract).items() if isinstance(value, DiscoveryKey)}
 
 
