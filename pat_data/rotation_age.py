@@ -13,9 +13,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # boto3-stubs: types only, nothing extra in the Lambda bundle
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 NAMESPACE = "Pat/Secrets"
 METRIC_NAME = "DaysSinceLastRotation"
@@ -31,19 +36,6 @@ EVENT_SECRETS = "secrets"
 SECONDS_PER_DAY = 86_400
 
 logger = logging.getLogger(__name__)
-
-
-class SecretsClient(Protocol):
-    def describe_secret(self, *, SecretId: str) -> Mapping[str, object]: ...  # noqa: N803 (boto3's parameter name)
-
-
-class MetricsClient(Protocol):
-    def put_metric_data(  # boto3's parameter names
-        self,
-        *,
-        Namespace: str,  # noqa: N803
-        MetricData: Sequence[Mapping[str, object]],  # noqa: N803
-    ) -> object: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +96,7 @@ def secret_age(role: str, secret_id: str, description: Mapping[str, object], now
     )
 
 
-def metric_datum(environment: str, age: SecretAge, now: datetime) -> dict[str, object]:
+def metric_datum(environment: str, age: SecretAge, now: datetime) -> MetricDatumTypeDef:
     return {
         "MetricName": METRIC_NAME,
         "Dimensions": [
@@ -120,8 +112,8 @@ def metric_datum(environment: str, age: SecretAge, now: datetime) -> dict[str, o
 def publish_rotation_ages(
     request: RotationAgeRequest,
     *,
-    secrets_client: SecretsClient,
-    metrics_client: MetricsClient,
+    secrets_client: SecretsManagerClient,
+    metrics_client: CloudWatchClient,
     now: datetime | None = None,
 ) -> list[SecretAge]:
     """Describe every secret, publish the ages it could read, then raise RotationAgeError if any failed."""
