@@ -16,7 +16,7 @@ from typing import Any
 
 from pat_constructs.network import INTERFACE_ENDPOINTS
 from stacks import config
-from stacks.ops_stack import OpsStack
+from stacks.alarms import alarm_count
 
 PRICES = Path(__file__).resolve().with_name("prices-eu-west-1.json")
 KEYS_PER_ENV = 6  # database, cache, logs, backup (Keys stack) + storage + edge logs key; +2 in prod (DR)
@@ -81,7 +81,7 @@ def estimate(env: config.EnvironmentConfig, data: dict[str, Any]) -> list[Line]:
     if backup.copy_region:
         backup_usd = 2 * backup_usd + a["db_storage_gb"] * 0.3 * p["backup_copy_gb"] * 30
     add("AWS Backup", f"{points:.0f} restore points" + (" + DR copies" if backup.copy_region else ""), backup_usd)
-    alarms = len(OpsStack.alarm_specs(env)) + (3 if db.pooler == "pgbouncer" else 0) + 1
+    alarms = alarm_count(env)
     keys = KEYS_PER_ENV + (2 if backup.copy_region else 0)
     fixed = keys * p["kms_key_month"] + 3 * p["secret_month"] + alarms * p["cloudwatch_alarm_month"]
     add("KMS, secrets, alarms, dashboard", f"{keys} keys, 3 secrets, {alarms} alarms",
