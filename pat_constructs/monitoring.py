@@ -1,18 +1,18 @@
-"""On-call topic, alarms and the dashboard. Every alarm notifies on ALARM and on OK, and its description names the
-runbook section that tells on-call what to do (`docs/runbooks.md#<anchor>`).
+"""On-call topic, alarms and the dashboard: the facade that materializes the alarm catalog (pat_constructs.alarms).
+Every alarm notifies on ALARM and on OK, and its description names the runbook section that tells on-call what to
+do (`docs/runbooks.md#<anchor>`).
 
-Written with plain CloudWatch constructs rather than cdk-monitoring-constructs: each alarm here needs an OK action,
-a runbook anchor and a threshold from config, the ElastiCache signals are metric math over fixed node ids, and the
-library would add a dependency pinned to its own aws-cdk-lib range for what is a ~100-line helper.
+Laid out like cdk-monitoring-constructs (metric factories per service, a catalog of alarms, a facade that creates
+alarms and the dashboard) without depending on it: each alarm here needs an OK action, a runbook anchor and a
+threshold from config, the ElastiCache signals are metric math over fixed node ids, and the library would add a
+dependency pinned to its own aws-cdk-lib range, with its own alarm naming and dashboard layout to override.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -21,12 +21,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from pat_constructs.alarms.catalog import AlarmSpec
 from pat_constructs.compliance import acknowledge
 from pat_constructs.queues import failure_queue
 from pat_data.contract import PhysicalNames
 
 RUNBOOK = "docs/runbooks.md"
-Comparison = cloudwatch.ComparisonOperator
 
 
 def topic_name(env_name: str) -> str:
@@ -89,26 +89,6 @@ class OnCallTopic(Construct):
             )
 
 
-@dataclass(frozen=True, kw_only=True)
-class AlarmSpec:
-    """One alarm: what it watches, when it fires, and where its runbook section is."""
-
-    name: str
-    metric: cloudwatch.IMetric
-    threshold: float
-    comparison: cloudwatch.ComparisonOperator = Comparison.GREATER_THAN_THRESHOLD
-    evaluation_periods: int = 3
-    datapoints_to_alarm: int | None = None
-    missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
-    summary: str
-    runbook: str
-    tier: str
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-
-
 class Alarms(Construct):
     """Creates the alarms of `specs` with ALARM and OK actions to the topic; `alarms` groups them by tier."""
 
@@ -123,7 +103,7 @@ class Alarms(Construct):
             alarm = cloudwatch.Alarm(
                 self,
                 spec.name,
-                alarm_name=PhysicalNames(env_name).alarm(_slug(spec.name)),
+                alarm_name=PhysicalNames(env_name).alarm(spec.slug),
                 alarm_description=f"{spec.summary} Runbook: {RUNBOOK}#{spec.runbook}",
                 metric=spec.metric,
                 threshold=spec.threshold,
@@ -135,15 +115,6 @@ class Alarms(Construct):
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
             self.alarms.setdefault(spec.tier, []).append(alarm)
-
-
-def max_of(label: str, metrics: Mapping[str, cloudwatch.IMetric], period: Duration) -> cloudwatch.IMetric:
-    """The worst node: MAX over up to 10 per-node metrics (alarms cannot use SEARCH)."""
-    if len(metrics) == 1:
-        return next(iter(metrics.values()))
-    return cloudwatch.MathExpression(
-        expression=f"MAX([{','.join(metrics)}])", using_metrics=dict(metrics), label=label, period=period
-    )
 
 
 class OpsDashboard(Construct):

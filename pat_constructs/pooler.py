@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -21,10 +20,12 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pat_constructs.alarms import catalog
+from pat_constructs.alarms.metrics import PgBouncerMetrics
 from pat_constructs.compliance import acknowledge
 from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_statement, xray_statement
 from pat_constructs.log_groups import encrypted_log_group
-from pat_constructs.monitoring import Alarms, AlarmSpec
+from pat_constructs.monitoring import Alarms
 from pat_constructs.queues import failure_queue
 from pat_data.contract import PhysicalNames
 
@@ -350,44 +351,8 @@ class PgBouncerPooler(Construct):
         self, env_name: str, topic: sns.ITopic, settings: PgBouncerSettings, cpu_alarm_percent: float
     ) -> Alarms:
         """PgBouncer's alarms live with it: its NLB target group has no fixed name the Ops stack could use."""
-        five = Duration.minutes(5)
-        running = cloudwatch.Metric(
-            namespace="ECS/ContainerInsights",
-            metric_name="RunningTaskCount",
-            dimensions_map={"ClusterName": self.ecs_cluster.cluster_name, "ServiceName": self.service.service_name},
-            statistic="Minimum",
-            period=Duration.minutes(1),
-        )
-        specs = [
-            AlarmSpec(
-                name="PgBouncerTasks",
-                metric=running,
-                threshold=settings.min_tasks,
-                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                evaluation_periods=3,
-                missing_data=cloudwatch.TreatMissingData.BREACHING,
-                summary=f"PgBouncer tasks: fewer than {settings.min_tasks} running.",
-                runbook="pooler-incident",
-                tier="Pooler",
-            ),
-            AlarmSpec(
-                name="PgBouncerCpu",
-                metric=self.service.metric_cpu_utilization(period=five, statistic="Maximum"),
-                threshold=cpu_alarm_percent,
-                summary=f"PgBouncer CPU: a task above {cpu_alarm_percent:g}% (single-threaded: scale out).",
-                runbook="pooler-incident",
-                tier="Pooler",
-            ),
-            AlarmSpec(
-                name="PgBouncerUnhealthyTargets",
-                metric=self.target_group.metrics.un_healthy_host_count(period=Duration.minutes(1), statistic="Maximum"),
-                threshold=0,
-                evaluation_periods=3,
-                summary="PgBouncer NLB: a task fails its health check.",
-                runbook="pooler-incident",
-                tier="Pooler",
-            ),
-        ]
+        metrics = PgBouncerMetrics.of(self.service, self.target_group)
+        specs = catalog.pgbouncer(metrics, min_tasks=settings.min_tasks, cpu_percent=cpu_alarm_percent)
         return Alarms(self, "Alarms", env_name=env_name, topic=topic, specs=specs)
 
     def _acknowledge(

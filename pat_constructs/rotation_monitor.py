@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Annotations, Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -24,11 +23,13 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pat_constructs.alarms import catalog
+from pat_constructs.alarms.metrics import SecretRotationMetrics
 from pat_constructs.bundling import python_code
 from pat_constructs.compliance import acknowledge
 from pat_constructs.lambda_permissions import xray_statement
 from pat_constructs.log_groups import encrypted_log_group
-from pat_constructs.monitoring import RUNBOOK, Alarms, AlarmSpec
+from pat_constructs.monitoring import RUNBOOK, Alarms
 from pat_constructs.queues import failure_queue
 from pat_data import rotation_age
 
@@ -41,12 +42,10 @@ BUNDLE_INCLUDE = (
     "lambdas/rotation_age/__init__.py",
     "lambdas/rotation_age/handler.py",
 )
-RUNBOOK_SECTION = "secret-rotation-overdue"
+RUNBOOK_SECTION = catalog.ROTATION_OVERDUE_RUNBOOK
 # Hourly, away from the top of the hour: an alarm needs a datapoint in each of its periods to tell "fresh" from
 # "publisher dead", and an hourly run lets an alarm return to OK within the hour after a successful rotation.
 DEFAULT_SCHEDULE = events.Schedule.cron(minute="23")
-# Three missed hours (or three stale readings) before paging: one failed run retried later is not an incident.
-EVALUATION_HOURS = 3
 
 
 class RotationMonitor(Construct):
@@ -153,30 +152,15 @@ class RotationMonitor(Construct):
             "Alarms",
             env_name=env_name,
             topic=alarm_topic,
-            specs=[self._spec(env_name, role_name, rotation_days, grace_days) for role_name in secret_arns],
+            specs=catalog.secrets(
+                SecretRotationMetrics(env_name),
+                roles=list(secret_arns),
+                rotation_days=rotation_days,
+                grace_days=grace_days,
+            ),
         )
         self.rotation_failed = self._rotation_failed_rule(env_name, secret_arns, alarm_topic, logs_key)
         self._acknowledge()
-
-    def _spec(self, env_name: str, role_name: str, rotation_days: int, grace_days: int) -> AlarmSpec:
-        metric = cloudwatch.Metric(
-            namespace=rotation_age.NAMESPACE,
-            metric_name=rotation_age.METRIC_NAME,
-            dimensions_map={rotation_age.ROLE_DIMENSION: role_name, rotation_age.ENVIRONMENT_DIMENSION: env_name},
-            statistic="Maximum",
-            period=Duration.hours(1),
-        )
-        return AlarmSpec(
-            name=f"SecretRotationAge{role_name.title().replace('_', '')}",
-            metric=metric,
-            threshold=self.threshold_days,
-            evaluation_periods=EVALUATION_HOURS,
-            missing_data=cloudwatch.TreatMissingData.BREACHING,
-            summary=f"Secret {role_name}: not rotated for over {rotation_days}+{grace_days} days, or its rotation "
-            f"age has not been published for {EVALUATION_HOURS} hours.",
-            runbook=RUNBOOK_SECTION,
-            tier="Secrets",
-        )
 
     def _rotation_failed_rule(
         self, env_name: str, secret_arns: Mapping[str, str], topic: sns.ITopic, logs_key: kms.IKey

@@ -16,9 +16,11 @@ from typing import Any
 
 from pat_constructs.network import INTERFACE_ENDPOINTS
 from stacks import config
-from stacks.ops_stack import OpsStack
+from stacks.alarms import alarm_count
 
 PRICES = Path(__file__).resolve().with_name("prices-eu-west-1.json")
+# The price file as parsed JSON: unit prices, per-node-type tables and per-environment assumptions, read by key.
+PriceData = dict[str, Any]
 KEYS_PER_ENV = 6  # database, cache, logs, backup (Keys stack) + storage + edge logs key; +2 in prod (DR)
 
 
@@ -29,7 +31,7 @@ class Line:
     usd: float
 
 
-def estimate(env: config.EnvironmentConfig, data: dict[str, Any]) -> list[Line]:  # noqa: PLR0915 - one bill
+def estimate(env: config.EnvironmentConfig, data: PriceData) -> list[Line]:  # noqa: PLR0915 - one bill
     p, a, hours = data["prices"], data["assumptions"][env.name], data["hours_per_month"]
     db, cache, storage, backup = env.database, env.cache, env.storage, env.backup
     lines: list[Line] = []
@@ -62,8 +64,11 @@ def estimate(env: config.EnvironmentConfig, data: dict[str, Any]) -> list[Line]:
     nodes = cache.shards * (cache.replicas_per_shard + 1)
     add("ElastiCache", f"{nodes} x {cache.node_type}", nodes * p["elasticache_node_hour"][cache.node_type] * hours)
     snapshot_gb = a["cache_snapshot_gb"] * cache.snapshot_retention_days / 30
-    add("Cache snapshots", f"{a['cache_snapshot_gb']} GB x {cache.snapshot_retention_days} d",
-        snapshot_gb * p["elasticache_snapshot_gb_month"])  # fmt: skip
+    add(
+        "Cache snapshots",
+        f"{a['cache_snapshot_gb']} GB x {cache.snapshot_retention_days} d",
+        snapshot_gb * p["elasticache_snapshot_gb_month"],
+    )
     glacier = 0.5 if storage.glacier_after_days else 0.0
     per_gb = (1 - glacier) * p["s3_intelligent_tiering_gb_month"] + glacier * p["s3_glacier_gb_month"]
     s3 = a["attachments_gb"] * per_gb
@@ -72,8 +77,11 @@ def estimate(env: config.EnvironmentConfig, data: dict[str, Any]) -> list[Line]:
         transfer = a["attachments_gb"] / 12 * p["s3_replication_gb"]  # a year's data replicated evenly
         add("S3 replication", f"copy in {storage.replication_region}", s3 + transfer)
     requests = a["cdn_million_requests"] * 100 * p["cloudfront_10k_https_requests"]
-    add("CloudFront", f"{a['cdn_gb']} GB, {a['cdn_million_requests']}M requests",
-        a["cdn_gb"] * p["cloudfront_gb_eu"] + requests)  # fmt: skip
+    add(
+        "CloudFront",
+        f"{a['cdn_gb']} GB, {a['cdn_million_requests']}M requests",
+        a["cdn_gb"] * p["cloudfront_gb_eu"] + requests,
+    )
     points = backup.daily_retention_days + (backup.weekly_retention_days or 0) / 7
     points += (backup.monthly_retention_days or 0) / 30
     backup_gb = a["db_storage_gb"] * 0.3 * points / 10  # incremental snapshots: ~30 % churn, de-duplicated
@@ -81,17 +89,20 @@ def estimate(env: config.EnvironmentConfig, data: dict[str, Any]) -> list[Line]:
     if backup.copy_region:
         backup_usd = 2 * backup_usd + a["db_storage_gb"] * 0.3 * p["backup_copy_gb"] * 30
     add("AWS Backup", f"{points:.0f} restore points" + (" + DR copies" if backup.copy_region else ""), backup_usd)
-    alarms = len(OpsStack.alarm_specs(env)) + (3 if db.pooler == "pgbouncer" else 0) + 1
+    alarms = alarm_count(env)
     keys = KEYS_PER_ENV + (2 if backup.copy_region else 0)
     fixed = keys * p["kms_key_month"] + 3 * p["secret_month"] + alarms * p["cloudwatch_alarm_month"]
-    add("KMS, secrets, alarms, dashboard", f"{keys} keys, 3 secrets, {alarms} alarms",
-        fixed + p["cloudwatch_dashboard_month"])  # fmt: skip
+    add(
+        "KMS, secrets, alarms, dashboard",
+        f"{keys} keys, 3 secrets, {alarms} alarms",
+        fixed + p["cloudwatch_dashboard_month"],
+    )
     logs_per_gb = p["cloudwatch_logs_ingest_gb"] + p["cloudwatch_logs_storage_gb_month"]
     add("CloudWatch Logs", f"{a['logs_gb']} GB ingested", a["logs_gb"] * logs_per_gb)
     return lines
 
 
-def table(envs: list[config.EnvironmentConfig], data: dict[str, Any]) -> str:
+def table(envs: list[config.EnvironmentConfig], data: PriceData) -> str:
     bills = {env.name: estimate(env, data) for env in envs}
     items = list(dict.fromkeys(line.item for lines in bills.values() for line in lines))
     header = "| item | " + " | ".join(bills) + " |"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+
+import pytest
 
 from scripts import cost
 from stacks import config
+from tests.conftest import Synthesized
 
 DATA = json.loads(cost.PRICES.read_text())
 
@@ -37,3 +41,23 @@ def test_the_estimate_moves_with_the_config() -> None:
     assert "PgBouncer (Fargate)" in items
     assert "RDS Proxy" not in items
     assert "| **total / month (USD)** |" in cost.table(list(config.ENVIRONMENTS.values()), DATA)
+
+
+@pytest.mark.parametrize("assembly", ["synthesized", "synthesized_flipped"])
+def test_the_alarm_count_is_the_number_of_alarms_in_the_templates(
+    request: pytest.FixtureRequest, assembly: str, env_name: str
+) -> None:
+    """What `make cost` bills for is what gets deployed, for every environment and both poolers."""
+    synthesized: Synthesized = request.getfixturevalue(assembly)
+    env = synthesized.envs[env_name].config
+    (line,) = [line for line in cost.estimate(env, DATA) if "alarms" in line.detail]
+    match = re.search(r"(\d+) alarms", line.detail)
+    assert match, line.detail
+    deployed = sum(
+        1
+        for stack in synthesized.assembly.stacks
+        if stack.stack_name.startswith(f"Pat-{env_name}-")
+        for resource in stack.template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    )
+    assert int(match.group(1)) == deployed

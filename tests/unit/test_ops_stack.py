@@ -6,7 +6,12 @@ import json
 import re
 from typing import Any
 
+import pytest
+
+from pat_constructs.monitoring import RUNBOOK as RUNBOOK_PATH
+from pat_data.contract import PhysicalNames
 from stacks import config
+from stacks.alarms import environment_alarms
 from tests.conftest import ROOT, Synthesized
 
 RUNBOOK = (ROOT / "docs" / "runbooks.md").read_text() if (ROOT / "docs" / "runbooks.md").exists() else ""
@@ -30,6 +35,36 @@ def all_alarms(synthesized: Synthesized, env: str) -> list[dict[str, Any]]:
                 r["Properties"] for r in stack.template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
             ]
     return alarms
+
+
+@pytest.fixture(params=["configured", "flipped_pooler"])
+def any_synthesized(request: pytest.FixtureRequest) -> Synthesized:
+    """Both assemblies: every environment with its configured pooler, and with the other one."""
+    synthesized: Synthesized = request.getfixturevalue(
+        "synthesized" if request.param == "configured" else "synthesized_flipped"
+    )
+    return synthesized
+
+
+def test_the_catalog_lists_the_alarms_each_stack_creates(any_synthesized: Synthesized, env_name: str) -> None:
+    """The listing without synthesis (cost, docs) is the deployed set: names, thresholds, descriptions, per stack."""
+    env = any_synthesized.envs[env_name].config
+    names = PhysicalNames(env_name)
+    listed = environment_alarms(env)
+    for part, specs in listed.items():
+        expected = sorted(
+            (names.alarm(spec.slug), spec.threshold, f"{spec.summary} Runbook: {RUNBOOK_PATH}#{spec.runbook}")
+            for spec in specs
+        )
+        alarms = any_synthesized.resources(env_name, part, "AWS::CloudWatch::Alarm").values()
+        created = sorted(
+            (a["Properties"]["AlarmName"], a["Properties"]["Threshold"], a["Properties"]["AlarmDescription"])
+            for a in alarms
+        )
+        assert created == expected, part
+    every = [spec for specs in listed.values() for spec in specs]
+    assert len(all_alarms(any_synthesized, env_name)) == len(every)  # no stack outside the listing has alarms
+    assert len({spec.slug for spec in every}) == len(every)  # alarm names are unique per account and region
 
 
 def test_every_alarm_pages_on_alarm_and_ok_and_links_a_real_runbook_section(
