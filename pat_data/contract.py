@@ -247,6 +247,19 @@ class Operation(StrEnum):
     CHECK_LOGIN = "check-login"
 
 
+# What the migrator publishes (Embedded Metric Format) and the Schema tier's alarms watch.
+SCHEMA_METRICS_NAMESPACE = "Pat/Schema"
+SCHEMA_METRICS_DIMENSION = "Environment"
+
+
+class SchemaMetric(StrEnum):
+    MIGRATION_FAILURES = "MigrationFailures"
+    MIGRATIONS_APPLIED = "MigrationsApplied"
+    MAINTENANCE_FAILURES = "MaintenanceFailures"
+    FUTURE_PARTITIONS_MIN = "FuturePartitionsMin"
+    DEFAULT_PARTITION_ROWS = "DefaultPartitionRows"
+
+
 # Events the migrator takes besides CloudFormation's: `{"action": "maintain"}` (the daily rule) and
 # `{"action": "operate", "operation": <Operation>, "arguments": {...}}` (patops).
 EVENT_ACTION = "action"

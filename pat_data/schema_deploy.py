@@ -19,13 +19,13 @@ import psycopg
 from psycopg import sql
 
 from pat_data.connect import Target, connect
-from pat_data.contract import Operation
+from pat_data.contract import SCHEMA_METRICS_DIMENSION, SCHEMA_METRICS_NAMESPACE, Operation, SchemaMetric
 from pat_data.migrations import ENGINE_VERSION, MigrateResult, Migrator
 from pat_data.partitions import MaintenanceReport, PartitionMaintainer, load_config, utc_now
 
 log = logging.getLogger(__name__)
 
-METRIC_NAMESPACE = "Pat/Schema"
+METRIC_NAMESPACE = SCHEMA_METRICS_NAMESPACE
 AUTH_SQLSTATES = {"28P01", "28000"}
 
 
@@ -126,7 +126,7 @@ def maintain_partitions(
     return PartitionMaintainer(owner, config, now=now).run()
 
 
-def emf_metrics(env: str, metrics: Mapping[str, float], *, timestamp_ms: int | None = None) -> dict[str, Any]:
+def emf_metrics(env: str, metrics: Mapping[SchemaMetric, float], *, timestamp_ms: int | None = None) -> dict[str, Any]:
     """A CloudWatch Embedded Metric Format document (print it as one JSON line from Lambda)."""
     return {
         "_aws": {
@@ -134,13 +134,13 @@ def emf_metrics(env: str, metrics: Mapping[str, float], *, timestamp_ms: int | N
             "CloudWatchMetrics": [
                 {
                     "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["Environment"]],
-                    "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
+                    "Dimensions": [[SCHEMA_METRICS_DIMENSION]],
+                    "Metrics": [{"Name": name.value, "Unit": "Count"} for name in metrics],
                 }
             ],
         },
-        "Environment": env,
-        **metrics,
+        SCHEMA_METRICS_DIMENSION: env,
+        **{name.value: value for name, value in metrics.items()},
     }
 
 

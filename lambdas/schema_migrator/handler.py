@@ -22,6 +22,7 @@ import boto3
 
 from pat_data import contract
 from pat_data.connect import Target, target_from_secret
+from pat_data.contract import SchemaMetric as Metric
 from pat_data.schema_deploy import deploy_schema, emf_metrics, maintain_partitions, run_operation, wait_for_writer
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +81,7 @@ def _owner_target(client: Any, settings: Settings) -> Target:
     )
 
 
-def _emit(settings: Settings, **metrics: float) -> None:
+def _emit(settings: Settings, metrics: Mapping[contract.SchemaMetric, float]) -> None:
     # One JSON line on stdout: CloudWatch turns Embedded Metric Format documents into metrics.
     print(json.dumps(emf_metrics(settings.env, metrics)))
 
@@ -122,16 +123,18 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
             out_of_order=settings.out_of_order,
         )
     except Exception:
-        _emit(settings, MigrationFailures=1)
+        _emit(settings, {Metric.MIGRATION_FAILURES: 1})
         logger.exception("schema deploy failed")
         raise
     report = result.partitions
     _emit(
         settings,
-        MigrationFailures=0,
-        MigrationsApplied=len(result.migrate.applied),
-        FuturePartitionsMin=report.min_future_partitions,
-        DefaultPartitionRows=report.total_default_rows,
+        {
+            Metric.MIGRATION_FAILURES: 0,
+            Metric.MIGRATIONS_APPLIED: len(result.migrate.applied),
+            Metric.FUTURE_PARTITIONS_MIN: report.min_future_partitions,
+            Metric.DEFAULT_PARTITION_ROWS: report.total_default_rows,
+        },
     )
     for warning in report.warnings:
         logger.warning(warning)
@@ -180,14 +183,16 @@ def maintain(settings: Settings, deadline: float, client: Any) -> dict[str, Any]
             deadline=deadline,
         )
     except Exception:
-        _emit(settings, MaintenanceFailures=1)
+        _emit(settings, {Metric.MAINTENANCE_FAILURES: 1})
         logger.exception("partition maintenance failed")
         raise
     _emit(
         settings,
-        MaintenanceFailures=0,
-        FuturePartitionsMin=report.min_future_partitions,
-        DefaultPartitionRows=report.total_default_rows,
+        {
+            Metric.MAINTENANCE_FAILURES: 0,
+            Metric.FUTURE_PARTITIONS_MIN: report.min_future_partitions,
+            Metric.DEFAULT_PARTITION_ROWS: report.total_default_rows,
+        },
     )
     for warning in report.warnings:
         logger.warning(warning)

@@ -17,7 +17,13 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 
 from pat_data import rotation_age
-from pat_data.contract import POOLER_SERVICE, PhysicalNames
+from pat_data.contract import (
+    POOLER_SERVICE,
+    SCHEMA_METRICS_DIMENSION,
+    SCHEMA_METRICS_NAMESPACE,
+    PhysicalNames,
+    SchemaMetric,
+)
 
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
@@ -227,20 +233,22 @@ class SchemaMetrics:
 
     env_name: str
 
-    def _schema(self, name: str, statistic: str, period: Duration) -> cloudwatch.Metric:
-        return metric("Pat/Schema", name, {"Environment": self.env_name}, statistic, period)
+    def _schema(self, name: SchemaMetric, statistic: str, period: Duration) -> cloudwatch.Metric:
+        # `.value`: jsii would try to pass an Enum member as one of its own enums.
+        dimensions = {SCHEMA_METRICS_DIMENSION: self.env_name}
+        return metric(SCHEMA_METRICS_NAMESPACE, name.value, dimensions, statistic, period)
 
     def migration_failures(self) -> cloudwatch.Metric:
-        return self._schema("MigrationFailures", "Maximum", FIVE_MINUTES)
+        return self._schema(SchemaMetric.MIGRATION_FAILURES, "Maximum", FIVE_MINUTES)
 
     def maintenance_failures(self) -> cloudwatch.Metric:
-        return self._schema("MaintenanceFailures", "Maximum", ONE_DAY)
+        return self._schema(SchemaMetric.MAINTENANCE_FAILURES, "Maximum", ONE_DAY)
 
     def future_partitions_min(self) -> cloudwatch.Metric:
-        return self._schema("FuturePartitionsMin", "Minimum", ONE_DAY)
+        return self._schema(SchemaMetric.FUTURE_PARTITIONS_MIN, "Minimum", ONE_DAY)
 
     def default_partition_rows(self) -> cloudwatch.Metric:
-        return self._schema("DefaultPartitionRows", "Maximum", ONE_DAY)
+        return self._schema(SchemaMetric.DEFAULT_PARTITION_ROWS, "Maximum", ONE_DAY)
 
 
 @dataclass(frozen=True)

@@ -197,3 +197,17 @@ def test_synth_summary_names_every_registered_pack(tmp_path: Path, capsys: pytes
     assert synth_summary.main([str(tmp_path)]) == 0
     summary = capsys.readouterr().out
     assert all(pack in summary for pack in contract.NAG_PACKS), summary
+
+
+def test_schema_alarms_watch_only_metrics_the_migrator_publishes(synthesized: Synthesized, env_name: str) -> None:
+    """The migrator emits contract.SchemaMetric names (tests/lambdas read them back from its EMF lines)."""
+    watched = set()
+    for resource_type, properties in resources(synthesized, env_name):
+        if (
+            resource_type == "AWS::CloudWatch::Alarm"
+            and properties.get("Namespace") == contract.SCHEMA_METRICS_NAMESPACE
+        ):
+            watched.add(properties["MetricName"])
+            assert [d["Name"] for d in properties["Dimensions"]] == [contract.SCHEMA_METRICS_DIMENSION]
+    published = {metric.value for metric in contract.SchemaMetric}
+    assert watched and watched <= published
