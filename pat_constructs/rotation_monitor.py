@@ -24,6 +24,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.bundling import python_code
 from pat_constructs.compliance import acknowledge
 from pat_constructs.lambda_permissions import xray_statement
@@ -99,12 +100,7 @@ class RotationMonitor(Construct):
                 xray_statement(),
             ],
         )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "PutMetricData and the X-Ray actions have no resource-level permissions; PutMetricData is bound to the "
-            "Pat/Secrets namespace by the cloudwatch:namespace condition, and every other statement names its ARN.",
-        )
+        acknowledge(policy, controls.METRICS_NAMESPACE_AND_TRACING)
         code, self.bundle_hash = python_code(
             root=project_root,
             requirements=project_root / "lambdas" / "rotation_age" / "requirements.txt",
@@ -232,23 +228,6 @@ class RotationMonitor(Construct):
         return rule
 
     def _acknowledge(self) -> None:
-        acknowledge(
-            self.dead_letter_queue,
-            "Serverless-SQSRedrivePolicy",
-            "This queue is itself the dead-letter queue of the rotation-age publisher and its rules; nothing "
-            "consumes it automatically, messages stay 14 days for on-call, so a further queue adds nothing.",
-        )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(
-                self.function,
-                f"{pack}-LambdaConcurrency",
-                "No reservation on purpose: it would have to leave the account's unreserved floor; the only caller "
-                "is one hourly rule, and a run reads three secrets and publishes three data points.",
-            )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-            acknowledge(
-                self.function,
-                f"{pack}-LambdaInsideVPC",
-                "The function calls only the Secrets Manager DescribeSecret and CloudWatch PutMetricData APIs over "
-                "TLS, reads no secret value and reaches no VPC resource; its role allows nothing else.",
-            )
+        acknowledge(self.dead_letter_queue, controls.TERMINAL_DEAD_LETTER_QUEUE)
+        acknowledge(self.function, controls.UNRESERVED_BY_DESIGN)
+        acknowledge(self.function, controls.PUBLISHER_OUTSIDE_VPC)
