@@ -26,11 +26,8 @@ from constructs import Construct
 
 from pat_constructs import controls
 from pat_constructs.bundling import python_code
-from pat_constructs.compliance import acknowledge
-from pat_constructs.lambda_permissions import xray_statement
-from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import RUNBOOK, Alarms, AlarmSpec
-from pat_constructs.queues import failure_queue
+from pat_constructs.vpc_lambda import FunctionCode, VpcLambda
 from pat_data import rotation_age
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -77,14 +74,23 @@ class RotationMonitor(Construct):
             raise ValueError("RotationMonitor needs at least one secret to watch")
         secret_arns = {role: secret.secret_arn for role, secret in sorted(secrets.items())}
         self.threshold_days = rotation_days + grace_days
-        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
-        # Failed invocations (after Lambda's retries) and events EventBridge could not deliver: 14 days for on-call.
-        self.dead_letter_queue = failure_queue(self, "DeadLetterQueue", encryption_key=logs_key)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        policy = iam.ManagedPolicy(
+        code, self.bundle_hash = python_code(
+            root=project_root,
+            requirements=project_root / "lambdas" / "rotation_age" / "requirements.txt",
+            include=BUNDLE_INCLUDE,
+            runtime=RUNTIME,
+        )
+        publisher = VpcLambda(
             self,
-            "Policy",
-            roles=[role],
+            function=FunctionCode(
+                description=f"Pat {env_name}: publish DaysSinceLastRotation of the rotated database secrets",
+                runtime=RUNTIME,
+                handler=HANDLER,
+                code=code,
+                memory_size=256,
+                timeout=Duration.seconds(60),
+                # No environment: the rule's input names the secrets, so there is nothing for a key to protect.
+            ),
             statements=[
                 iam.PolicyStatement(actions=["secretsmanager:DescribeSecret"], resources=list(secret_arns.values())),
                 iam.PolicyStatement(
@@ -92,41 +98,17 @@ class RotationMonitor(Construct):
                     resources=["*"],
                     conditions={"StringEquals": {"cloudwatch:namespace": rotation_age.NAMESPACE}},
                 ),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
-                ),
-                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]),
-                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
-                xray_statement(),
             ],
+            placement=controls.PUBLISHER_OUTSIDE_VPC,
+            logs_key=logs_key,
+            log_retention_days=log_retention_days,
+            # Failed invocations (after Lambda's default retries, two; no EventInvokeConfig, so this dead-letter
+            # queue is the failure path) and events EventBridge could not deliver: 14 days for on-call.
+            failure_queue_id="DeadLetterQueue",
+            unscoped_actions=controls.METRICS_NAMESPACE_AND_TRACING,
         )
-        acknowledge(policy, controls.METRICS_NAMESPACE_AND_TRACING)
-        code, self.bundle_hash = python_code(
-            root=project_root,
-            requirements=project_root / "lambdas" / "rotation_age" / "requirements.txt",
-            include=BUNDLE_INCLUDE,
-            runtime=RUNTIME,
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            description=f"Pat {env_name}: publish DaysSinceLastRotation of the rotated database secrets",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
-            handler=HANDLER,
-            code=code,
-            role=role.without_policy_updates(),
-            log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            memory_size=256,
-            timeout=Duration.seconds(60),
-            tracing=lambda_.Tracing.ACTIVE,
-            # No environment: the rule's input names the secrets, so there is nothing for a key to protect.
-            # Lambda's default async retries (two) first; no EventInvokeConfig, so the DLQ is the failure path.
-            dead_letter_queue=self.dead_letter_queue,
-        )
-        self.function.node.add_dependency(policy)
+        self.function = publisher.function
+        self.dead_letter_queue = publisher.failure_queue
         self.schedule = events.Rule(
             self,
             "Hourly",
@@ -152,7 +134,6 @@ class RotationMonitor(Construct):
             specs=[self._spec(env_name, role_name, rotation_days, grace_days) for role_name in secret_arns],
         )
         self.rotation_failed = self._rotation_failed_rule(env_name, secret_arns, alarm_topic, logs_key)
-        self._acknowledge()
 
     def _spec(self, env_name: str, role_name: str, rotation_days: int, grace_days: int) -> AlarmSpec:
         metric = cloudwatch.Metric(
@@ -226,8 +207,3 @@ class RotationMonitor(Construct):
             "The on-call topic's ARN is built from this stack's account and region, so rule and target share both.",
         )
         return rule
-
-    def _acknowledge(self) -> None:
-        acknowledge(self.dead_letter_queue, controls.TERMINAL_DEAD_LETTER_QUEUE)
-        acknowledge(self.function, controls.UNRESERVED_BY_DESIGN)
-        acknowledge(self.function, controls.PUBLISHER_OUTSIDE_VPC)
