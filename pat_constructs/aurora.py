@@ -14,6 +14,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import DEFAULT_EXCLUDED_CHARACTERS
@@ -135,9 +136,8 @@ class AuroraCluster(Construct):
         )
         acknowledge(
             monitoring_role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
-            "AmazonRDSEnhancedMonitoringRole is the AWS-maintained policy for the RDS monitoring service; it only "
-            "allows writing to the RDSOSMetrics log group and the role is assumable by monitoring.rds only.",
+            controls.AWS_MANAGED_SERVICE_ROLE,
+            applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"],
         )
         performance_insights = _performance_insight_retention(performance_insights_retention_days)
         instance_options: dict[str, Any] = {
@@ -198,13 +198,7 @@ class AuroraCluster(Construct):
             self.instances.append(instance)
             if tier is not None:
                 instance.promotion_tier = tier
-            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-                acknowledge(
-                    instance,
-                    f"{pack}-RDSInBackupPlan",
-                    "Aurora instances hold no data of their own; the cluster has continuous backups with "
-                    "point-in-time restore for the configured retention, which cdk-nag cannot see (cdk-nag#1627).",
-                )
+            acknowledge(instance, controls.AURORA_CONTINUOUS_BACKUP)
         assert self.cluster.secret is not None
         self.owner_secret: secretsmanager.ISecret = self.cluster.secret
         self.endpoint = self.cluster.cluster_endpoint
@@ -213,17 +207,7 @@ class AuroraCluster(Construct):
 
     def acknowledge_disposable(self) -> None:
         """For environments the config declares disposable: no deletion protection, by design."""
-        for finding in (
-            "AwsSolutions-RDS10",
-            "HIPAA.Security-RDSInstanceDeletionProtectionEnabled",
-            "NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled",
-        ):
-            acknowledge(
-                self.cluster.node.default_child,  # type: ignore[arg-type]
-                finding,
-                "This environment is declared disposable in config (allow_destroy); prod and every retain_data "
-                "environment get deletion protection from the removal-policy rule, asserted by the template tests.",
-            )
+        acknowledge(self.cluster.node.default_child, controls.DISPOSABLE_DATABASE)  # type: ignore[arg-type]
 
     def allow_from(self, peer: ec2.ISecurityGroup, description: str) -> None:
         """Open PostgreSQL to one security group (never a CIDR)."""

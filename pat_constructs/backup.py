@@ -16,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import DataClass, data_key
 from pat_data.contract import PhysicalNames, managed_policy
@@ -134,13 +135,14 @@ class DataBackup(Construct):
                 for name in BACKUP_ROLE_POLICIES
             ],
         )
-        for name in BACKUP_ROLE_POLICIES:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{managed_policy(name).arn_suffix}]",
-                "AWS Backup's own service-role policy, maintained by AWS for the backup service; the role is assumable "
-                "only by backup.amazonaws.com and the plan selects two resources by ARN.",
-            )
+        acknowledge(
+            role,
+            controls.AWS_MANAGED_SERVICE_ROLE,
+            applies_to=[
+                f"Policy::arn:<AWS::Partition>:iam::aws:policy/{managed_policy(name).arn_suffix}"
+                for name in BACKUP_ROLE_POLICIES
+            ],
+        )
         self.plan.add_selection(
             "Selection",
             # By ARN: fromConstruct ignores Aurora clusters (aws-cdk#16457).

@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import generated_secret
@@ -91,19 +92,7 @@ class CacheCluster(Construct):
             length=AUTH_TOKEN_LENGTH,
             exclude_characters=AUTH_TOKEN_EXCLUDED_CHARACTERS,
         )
-        acknowledge(
-            self.auth_secret,
-            "AwsSolutions-SMG4",
-            "CloudFormation cannot rotate an ElastiCache AUTH token; patops cache rotate-auth rotates it through "
-            "ModifyReplicationGroup (ROTATE, then SET) and updates this secret, as the cache runbook describes.",
-        )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(
-                self.auth_secret,
-                f"{pack}-SecretsManagerRotationEnabled",
-                "CloudFormation cannot rotate an ElastiCache AUTH token; patops cache rotate-auth rotates it "
-                "through ModifyReplicationGroup (ROTATE, then SET) and updates this secret, as documented.",
-            )
+        acknowledge(self.auth_secret, controls.CACHE_AUTH_ROTATED_BY_PATOPS)
         slow_log = encrypted_log_group(self, "SlowLog", encryption_key=logs_key, retention_days=log_retention_days)
         engine_log = encrypted_log_group(self, "EngineLog", encryption_key=logs_key, retention_days=log_retention_days)
 

@@ -1,6 +1,7 @@
 """checkov skips, carried as CloudFormation resource metadata (`Metadata.checkov.skip`) and added by ONE Aspect from
 the rules below, never by hand per resource. Each rule matches only the resources whose situation its reason
-describes (checked on the resolved template values, not on names where that can be avoided)."""
+describes (checked on the resolved template values, not on names where that can be avoided), and its reason is the
+compensating control of pat_constructs/controls.py that the rule relies on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import jsii
 from aws_cdk import CfnResource, IAspect, Stack
 from constructs import IConstruct
 
+from pat_constructs import controls
+from pat_constructs.controls import Control
 from pat_constructs.lambda_permissions import ENI_ACTIONS, XRAY_ACTIONS
 
 CDN_FACTS = "pat:cdn"
@@ -63,48 +66,90 @@ def _cdn_facts(resource: CfnResource) -> dict[str, Any]:
     return dict(entries[0]) if entries else {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SkipRule:
+    """Skip `check_id` on resources of `resource_type` for which `applies` holds, because of `control`."""
+
     check_id: str
     resource_type: str
     applies: Callable[[CfnResource], bool]
-    reason: str
+    control: Control
+
+    def __post_init__(self) -> None:
+        if self.control not in controls.CATALOG or self.check_id not in self.control.checkov:
+            raise ValueError(f"skip {self.check_id}: {self.control.id} must be a catalog control answering it")
+
+    @property
+    def reason(self) -> str:
+        return self.control.checkov_comment(self.check_id)
 
 
+_FUNCTION, _POLICY = "AWS::Lambda::Function", "AWS::IAM::ManagedPolicy"
 RULES = (
-    SkipRule("CKV_AWS_111", "AWS::IAM::ManagedPolicy", _star_statements_only_need_star,
-             "Only Lambda VPC networking (EC2 network interfaces) and X-Ray actions use Resource '*': they have no "
-             "resource-level permissions; every other statement names its resource."),
-    SkipRule("CKV_AWS_115", "AWS::Lambda::Function", _cdk_provider_function,
-             "CDK-generated custom-resource provider: runs only during CloudFormation operations of this stack."),
-    SkipRule("CKV_AWS_116", "AWS::Lambda::Function", _cdk_provider_function,
-             "CDK-generated custom-resource provider: invoked synchronously by CloudFormation, which reports "
-             "failures."),
-    SkipRule("CKV_AWS_117", "AWS::Lambda::Function", _cdk_provider_function,
-             "CDK-generated custom-resource provider: calls only AWS APIs during deploys, no data-plane access."),
-    SkipRule("CKV_AWS_115", "AWS::Lambda::Function", _unreserved_by_design,
-             "No reserved concurrency on purpose: a reservation must leave the account's unreserved floor and a "
-             "single slot throttles synchronous invokes; advisory locks or idempotent actions bound the effect."),
-    SkipRule("CKV_AWS_173", "AWS::Lambda::Function", _environment_holds_names_only,
-             "The environment holds only names and ARNs (no secret), encrypted at rest with Lambda's own key; a "
-             "customer key would have to admit Lambda in its key policy."),
-    SkipRule("CKV_AWS_117", "AWS::Lambda::Function", lambda r: "/RotationMonitor/" in r.node.path,
-             "The rotation-age publisher calls only Secrets Manager DescribeSecret and CloudWatch PutMetricData and "
-             "reaches nothing in the VPC; its role allows nothing else."),
-    SkipRule("CKV_AWS_116", "AWS::Lambda::Function", _has_failure_destination,
-             "Asynchronous failures go to an on-failure destination (EventInvokeConfig), which keeps the request "
-             "and the error; checkov only recognises the older dead-letter-queue setting."),
-    SkipRule("CKV_AWS_18", "AWS::S3::Bucket", lambda r: "AccessLogs" in r.node.path,
-             "This is the access-log bucket: S3 server access logs and CloudFront logs are written here."),
-    SkipRule("CKV_AWS_68", "AWS::CloudFront::Distribution", lambda r: _cdn_facts(r).get("web_acl") is False,
-             "No web ACL configured for this environment (storage.web_acl_arn); GET/HEAD of unguessable keys only."),
-    SkipRule("CKV_AWS_174", "AWS::CloudFront::Distribution",
-             lambda r: _cdn_facts(r).get("certificate") is False,
-             "Default *.cloudfront.net certificate (fixed policy); storage.cdn_certificate_arn enables TLSv1.2_2021."),
-    SkipRule("CKV_AWS_91", "AWS::ElasticLoadBalancingV2::LoadBalancer", lambda r: "PgBouncer" in r.node.path,
-             "NLB access logs exist only for TLS listeners; this TCP NLB carries PostgreSQL, whose TLS is end to "
-             "end, and VPC flow logs record every flow."),
-)  # fmt: skip
+    SkipRule(
+        check_id="CKV_AWS_111",
+        resource_type=_POLICY,
+        applies=_star_statements_only_need_star,
+        control=controls.LAMBDA_NETWORKING_AND_TRACING,
+    ),
+    *(
+        SkipRule(
+            check_id=check,
+            resource_type=_FUNCTION,
+            applies=_cdk_provider_function,
+            control=controls.CDK_PROVIDER_FRAMEWORK,
+        )
+        for check in controls.CDK_PROVIDER_FRAMEWORK.checkov
+    ),
+    SkipRule(
+        check_id="CKV_AWS_115",
+        resource_type=_FUNCTION,
+        applies=_unreserved_by_design,
+        control=controls.UNRESERVED_BY_DESIGN,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_173",
+        resource_type=_FUNCTION,
+        applies=_environment_holds_names_only,
+        control=controls.ENVIRONMENT_NAMES_ONLY,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_117",
+        resource_type=_FUNCTION,
+        applies=lambda r: "/RotationMonitor/" in r.node.path,
+        control=controls.PUBLISHER_OUTSIDE_VPC,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_116",
+        resource_type=_FUNCTION,
+        applies=_has_failure_destination,
+        control=controls.ON_FAILURE_DESTINATION,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_18",
+        resource_type="AWS::S3::Bucket",
+        applies=lambda r: "AccessLogs" in r.node.path,
+        control=controls.ACCESS_LOG_BUCKET,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_68",
+        resource_type="AWS::CloudFront::Distribution",
+        applies=lambda r: _cdn_facts(r).get("web_acl") is False,
+        control=controls.NO_WEB_ACL,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_174",
+        resource_type="AWS::CloudFront::Distribution",
+        applies=lambda r: _cdn_facts(r).get("certificate") is False,
+        control=controls.DEFAULT_CDN_CERTIFICATE,
+    ),
+    SkipRule(
+        check_id="CKV_AWS_91",
+        resource_type="AWS::ElasticLoadBalancingV2::LoadBalancer",
+        applies=lambda r: "PgBouncer" in r.node.path,
+        control=controls.NLB_FLOW_LOGS,
+    ),
+)
 
 
 @jsii.implements(IAspect)

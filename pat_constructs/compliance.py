@@ -1,8 +1,9 @@
-"""The compliance gate: cdk-nag packs registered on the app, and the one way this project acknowledges a finding."""
+"""The compliance gate: cdk-nag packs registered on the app, and the one way this project acknowledges findings
+(by a compensating control of pat_constructs/controls.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, App, Validations
@@ -16,15 +17,15 @@ from cdk_nag import (
 )
 from constructs import IConstruct
 
+from pat_constructs.controls import AWS_SOLUTIONS, CATALOG, HIPAA, NIST, PCI, SERVERLESS, Control
 from pat_data.contract import NAG_PACK_PREFIXES, NAG_PACKS
 
-MIN_REASON_WORDS = 12
 _PACK_CLASSES: dict[str, Callable[[App], NagPack]] = {
-    "AwsSolutions": AwsSolutionsChecks,
-    "HIPAA.Security": HIPAASecurityChecks,
-    "NIST.800.53.R5": NIST80053R5Checks,
-    "PCI.DSS.321": PCIDSS321Checks,
-    "Serverless": ServerlessChecks,
+    AWS_SOLUTIONS: AwsSolutionsChecks,
+    HIPAA: HIPAASecurityChecks,
+    NIST: NIST80053R5Checks,
+    PCI: PCIDSS321Checks,
+    SERVERLESS: ServerlessChecks,
 }
 PACK_PREFIXES = NAG_PACK_PREFIXES
 
@@ -38,16 +39,16 @@ def register_compliance_packs(app: App) -> None:
     Validations.of(app).add_plugins(*compliance_packs(app))
 
 
-def acknowledge(construct: IConstruct, finding_id: str, reason: str) -> None:
-    """Acknowledge ONE finding on ONE construct; the reason must name the compensating control."""
-    if any(sep in finding_id for sep in (",", " ")) or "-" not in finding_id:
-        raise ValueError(f"acknowledge one finding id such as 'AwsSolutions-IAM4', got {finding_id!r}")
-    if len(reason.split()) < MIN_REASON_WORDS:
-        raise ValueError(
-            f"acknowledgment of {finding_id} on {construct.node.path}: the reason needs at least "
-            f"{MIN_REASON_WORDS} words naming the compensating control, got {reason!r}"
-        )
-    _record(construct, finding_id, reason)
+def acknowledge(construct: IConstruct, control: Control, *, applies_to: Sequence[str] = ()) -> None:
+    """Acknowledge, on ONE construct, every cdk-nag finding that `control` (of controls.CATALOG) answers.
+
+    The reason recorded is the control's text. `applies_to` names the resources or policies of an IAM finding
+    (`Policy::...`, `Resource::...`) for controls whose findings name them (`names_resources`).
+    """
+    if control not in CATALOG:  # controls compare by identity: only the catalog's instances pass
+        raise ValueError(f"acknowledge on {construct.node.path}: {control!r} is not a control of controls.CATALOG")
+    for finding_id in control.finding_ids(applies_to):
+        _record(construct, finding_id, control.text)
 
 
 def _record(construct: IConstruct, finding_id: str, reason: str) -> None:

@@ -1,12 +1,10 @@
 """The IAM actions every VPC Lambda here needs that have no resource-level permissions (ENIs, X-Ray), in one place:
-the policies use them, the acknowledgment explains them, and the checkov rule recognises exactly them."""
+the policies use them (pat_constructs/vpc_lambda.py), controls.LAMBDA_NETWORKING_AND_TRACING explains them, and the
+checkov rule recognises exactly them."""
 
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
-from constructs import IConstruct
-
-from pat_constructs.compliance import acknowledge
 
 # The EC2 actions of AWSLambdaVPCAccessExecutionRole and the actions of AWSXRayDaemonWriteAccess (AWS Managed
 # Policy Reference; docs/aws-facts-iam-kms-lambda.md): a test holds these policies to the managed ones.
@@ -35,12 +33,3 @@ def eni_statement() -> iam.PolicyStatement:
 def xray_statement() -> iam.PolicyStatement:
     """Active tracing."""
     return iam.PolicyStatement(actions=list(XRAY_ACTIONS), resources=["*"])
-
-
-def acknowledge_unscoped_actions(policy: IConstruct) -> None:
-    acknowledge(
-        policy,
-        "AwsSolutions-IAM5[Resource::*]",
-        "Lambda's VPC networking and X-Ray tracing need actions without resource-level permissions; the role "
-        "is assumable only by Lambda and every other statement is scoped to one resource ARN.",
-    )

@@ -21,6 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.alarms.catalog import AlarmSpec
 from pat_constructs.compliance import acknowledge
 from pat_constructs.queues import failure_queue
@@ -72,13 +73,7 @@ class OnCallTopic(Construct):
         )
         # Pages SNS could not deliver (bounced email, pager endpoint down) are kept for 14 days, not dropped.
         self.undelivered = failure_queue(self, "Undelivered", encryption_key=encryption_key)
-        for finding in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
-            acknowledge(
-                self.undelivered,
-                finding,
-                "This queue is itself the dead-letter queue of the on-call subscriptions; nothing consumes it "
-                "automatically, messages stay 14 days for review, so a further dead-letter queue adds nothing.",
-            )
+        acknowledge(self.undelivered, controls.TERMINAL_QUEUE)
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email, dead_letter_queue=self.undelivered))
         for url in https_endpoints:

@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 
@@ -71,14 +72,7 @@ class PatNetwork(Construct):
             ],
         )
         for subnet in self.vpc.public_subnets:
-            route = subnet.node.find_child("DefaultRoute")
-            for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-                acknowledge(
-                    route,
-                    f"{pack}-VPCNoUnrestrictedRouteToIGW",
-                    "Public subnets hold only NAT gateways; no instance there gets a public IP "
-                    "(map_public_ip_on_launch=False) and data stores sit in isolated subnets without any route out.",
-                )
+            acknowledge(subnet.node.find_child("DefaultRoute"), controls.PUBLIC_SUBNETS_NAT_ONLY)
         # Every accepted and rejected flow, kept as long as the environment keeps logs (incident forensics).
         self.flow_log_group = encrypted_log_group(
             self, "FlowLogGroup", encryption_key=flow_log_key, retention_days=log_retention_days

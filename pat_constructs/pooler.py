@@ -20,10 +20,11 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.alarms import catalog
 from pat_constructs.alarms.metrics import PgBouncerMetrics
 from pat_constructs.compliance import acknowledge
-from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_statement, xray_statement
+from pat_constructs.lambda_permissions import eni_statement, xray_statement
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import Alarms
 from pat_constructs.queues import failure_queue
@@ -358,38 +359,11 @@ class PgBouncerPooler(Construct):
     def _acknowledge(
         self, task: ecs.FargateTaskDefinition, listener: elbv2.NetworkListener, *, deletion_protection: bool
     ) -> None:
-        acknowledge(
-            task,
-            "AwsSolutions-ECS2",
-            "The container environment holds only non-secret PgBouncer settings; the login roles' credentials are "
-            "injected by ECS from Secrets Manager at task start and never appear in the task definition.",
-        )
-        for finding in ("AwsSolutions-ELB2", "HIPAA.Security-ELBLoggingEnabled", "NIST.800.53.R5-ELBLoggingEnabled",
-                        "PCI.DSS.321-ELBLoggingEnabled"):  # fmt: skip
-            acknowledge(
-                self.load_balancer,
-                finding,
-                "NLB access logs exist only for TLS listeners; every flow through this TCP load balancer is recorded "
-                "by the VPC flow logs (ALL traffic, encrypted log group) and PgBouncer logs pooler errors.",
-            )
+        acknowledge(task, controls.PGBOUNCER_SETTINGS_ONLY)
+        acknowledge(self.load_balancer, controls.NLB_FLOW_LOGS)
         if not deletion_protection:
-            for finding in (
-                "HIPAA.Security-ELBDeletionProtectionEnabled",
-                "NIST.800.53.R5-ELBDeletionProtectionEnabled",
-            ):
-                acknowledge(
-                    self.load_balancer,
-                    finding,
-                    "Outside retained environments the internal NLB is stateless and disposable with its stack; "
-                    "retained environments (prod) enable deletion protection through the same config switch.",
-                )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-            acknowledge(
-                listener,
-                f"{pack}-ELBv2ACMCertificateRequired",
-                "PostgreSQL negotiates TLS inside its own protocol, so the NLB passes TCP through and PgBouncer "
-                "terminates TLS with client_tls_sslmode=require; the pooler-to-Aurora leg is verify-full TLS.",
-            )
+            acknowledge(self.load_balancer, controls.STATELESS_LOAD_BALANCER)
+        acknowledge(listener, controls.POSTGRES_TLS_IN_PROTOCOL)
         self.endpoints = PoolerEndpoints(
             kind="pgbouncer",
             endpoint=self.load_balancer.load_balancer_dns_name,
@@ -445,13 +419,8 @@ class PgBouncerRotationHook(Construct):
                 eni_statement(),
             ],
         )
-        acknowledge_unscoped_actions(policy)
-        acknowledge(
-            self.dead_letter_queue,
-            "Serverless-SQSRedrivePolicy",
-            "This queue is itself the dead-letter queue of the rotation hook; nothing consumes it automatically, "
-            "messages stay 14 days for on-call, so a further dead-letter queue adds nothing.",
-        )
+        acknowledge(policy, controls.LAMBDA_NETWORKING_AND_TRACING)
+        acknowledge(self.dead_letter_queue, controls.TERMINAL_DEAD_LETTER_QUEUE)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -472,13 +441,7 @@ class PgBouncerRotationHook(Construct):
             description="Redeploy PgBouncer after a login role's password rotated",
         )
         self.function.node.add_dependency(policy)
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(
-                self.function,
-                f"{pack}-LambdaConcurrency",
-                "No reservation on purpose: it would have to leave the account's unreserved floor; the only trigger "
-                "is a rotation event of two secrets (about twice a month) and a redeploy is idempotent.",
-            )
+        acknowledge(self.function, controls.UNRESERVED_BY_DESIGN)
         self.rule = events.Rule(
             self,
             "OnRotation",

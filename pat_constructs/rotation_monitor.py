@@ -23,14 +23,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.alarms import catalog
 from pat_constructs.alarms.metrics import SecretRotationMetrics
 from pat_constructs.bundling import python_code
-from pat_constructs.compliance import acknowledge
-from pat_constructs.lambda_permissions import xray_statement
-from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import RUNBOOK, Alarms
-from pat_constructs.queues import failure_queue
+from pat_constructs.vpc_lambda import FunctionCode, VpcLambda
 from pat_data import rotation_age
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -75,14 +73,23 @@ class RotationMonitor(Construct):
             raise ValueError("RotationMonitor needs at least one secret to watch")
         secret_arns = {role: secret.secret_arn for role, secret in sorted(secrets.items())}
         self.threshold_days = rotation_days + grace_days
-        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
-        # Failed invocations (after Lambda's retries) and events EventBridge could not deliver: 14 days for on-call.
-        self.dead_letter_queue = failure_queue(self, "DeadLetterQueue", encryption_key=logs_key)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        policy = iam.ManagedPolicy(
+        code, self.bundle_hash = python_code(
+            root=project_root,
+            requirements=project_root / "lambdas" / "rotation_age" / "requirements.txt",
+            include=BUNDLE_INCLUDE,
+            runtime=RUNTIME,
+        )
+        publisher = VpcLambda(
             self,
-            "Policy",
-            roles=[role],
+            function=FunctionCode(
+                description=f"Pat {env_name}: publish DaysSinceLastRotation of the rotated database secrets",
+                runtime=RUNTIME,
+                handler=HANDLER,
+                code=code,
+                memory_size=256,
+                timeout=Duration.seconds(60),
+                # No environment: the rule's input names the secrets, so there is nothing for a key to protect.
+            ),
             statements=[
                 iam.PolicyStatement(actions=["secretsmanager:DescribeSecret"], resources=list(secret_arns.values())),
                 iam.PolicyStatement(
@@ -90,46 +97,17 @@ class RotationMonitor(Construct):
                     resources=["*"],
                     conditions={"StringEquals": {"cloudwatch:namespace": rotation_age.NAMESPACE}},
                 ),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
-                ),
-                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]),
-                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
-                xray_statement(),
             ],
+            placement=controls.PUBLISHER_OUTSIDE_VPC,
+            logs_key=logs_key,
+            log_retention_days=log_retention_days,
+            # Failed invocations (after Lambda's default retries, two; no EventInvokeConfig, so this dead-letter
+            # queue is the failure path) and events EventBridge could not deliver: 14 days for on-call.
+            failure_queue_id="DeadLetterQueue",
+            unscoped_actions=controls.METRICS_NAMESPACE_AND_TRACING,
         )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "PutMetricData and the X-Ray actions have no resource-level permissions; PutMetricData is bound to the "
-            "Pat/Secrets namespace by the cloudwatch:namespace condition, and every other statement names its ARN.",
-        )
-        code, self.bundle_hash = python_code(
-            root=project_root,
-            requirements=project_root / "lambdas" / "rotation_age" / "requirements.txt",
-            include=BUNDLE_INCLUDE,
-            runtime=RUNTIME,
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            description=f"Pat {env_name}: publish DaysSinceLastRotation of the rotated database secrets",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
-            handler=HANDLER,
-            code=code,
-            role=role.without_policy_updates(),
-            log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            memory_size=256,
-            timeout=Duration.seconds(60),
-            tracing=lambda_.Tracing.ACTIVE,
-            # No environment: the rule's input names the secrets, so there is nothing for a key to protect.
-            # Lambda's default async retries (two) first; no EventInvokeConfig, so the DLQ is the failure path.
-            dead_letter_queue=self.dead_letter_queue,
-        )
-        self.function.node.add_dependency(policy)
+        self.function = publisher.function
+        self.dead_letter_queue = publisher.failure_queue
         self.schedule = events.Rule(
             self,
             "Hourly",
@@ -160,7 +138,6 @@ class RotationMonitor(Construct):
             ),
         )
         self.rotation_failed = self._rotation_failed_rule(env_name, secret_arns, alarm_topic, logs_key)
-        self._acknowledge()
 
     def _rotation_failed_rule(
         self, env_name: str, secret_arns: Mapping[str, str], topic: sns.ITopic, logs_key: kms.IKey
@@ -214,25 +191,3 @@ class RotationMonitor(Construct):
             "The on-call topic's ARN is built from this stack's account and region, so rule and target share both.",
         )
         return rule
-
-    def _acknowledge(self) -> None:
-        acknowledge(
-            self.dead_letter_queue,
-            "Serverless-SQSRedrivePolicy",
-            "This queue is itself the dead-letter queue of the rotation-age publisher and its rules; nothing "
-            "consumes it automatically, messages stay 14 days for on-call, so a further queue adds nothing.",
-        )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(
-                self.function,
-                f"{pack}-LambdaConcurrency",
-                "No reservation on purpose: it would have to leave the account's unreserved floor; the only caller "
-                "is one hourly rule, and a run reads three secrets and publishes three data points.",
-            )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-            acknowledge(
-                self.function,
-                f"{pack}-LambdaInsideVPC",
-                "The function calls only the Secrets Manager DescribeSecret and CloudWatch PutMetricData APIs over "
-                "TLS, reads no secret value and reaches no VPC resource; its role allows nothing else.",
-            )

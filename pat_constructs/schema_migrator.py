@@ -25,17 +25,16 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
+from pat_constructs import controls
 from pat_constructs.bundling import python_code, rds_ca_bundle
 from pat_constructs.compliance import acknowledge
-from pat_constructs.lambda_permissions import acknowledge_unscoped_actions, eni_statement, xray_statement
+from pat_constructs.lambda_permissions import eni_statement
 from pat_constructs.log_groups import encrypted_log_group
-from pat_constructs.queues import failure_queue
+from pat_constructs.vpc_lambda import FunctionCode, OnFailureDestination, VpcLambda, VpcPlacement
 from pat_data import contract
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -90,30 +89,6 @@ class SchemaMigrator(Construct):
             role: secretsmanager.Secret.from_secret_complete_arn(self, f"LoginSecret{index}", secret.secret_arn)
             for index, (role, secret) in enumerate(sorted(login_secrets.items()))
         }
-        log_group = encrypted_log_group(self, "LogGroup", encryption_key=logs_key, retention_days=log_retention_days)
-        # Async failures (the daily run, after Lambda's own retries) land here for on-call, 14 days.
-        self.failure_queue = failure_queue(self, "FailureQueue", encryption_key=logs_key)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        policy = iam.ManagedPolicy(
-            self,
-            "Policy",
-            roles=[role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=[owner.secret_arn, *(s.secret_arn for s in logins.values())],
-                ),
-                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[database_key.key_arn]),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
-                ),
-                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]),
-                xray_statement(),
-                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[logs_key.key_arn]),
-                eni_statement(),
-            ],
-        )
-        acknowledge_unscoped_actions(policy)
         code, self.bundle_hash = python_code(
             root=project_root,
             requirements=project_root / "lambdas" / "schema_migrator" / "requirements.txt",
@@ -121,41 +96,44 @@ class SchemaMigrator(Construct):
             runtime=RUNTIME,
             generated={contract.RDS_CA_BUNDLE: rds_ca_bundle(project_root)},
         )
-        self.function = lambda_.Function(
+        migrator = VpcLambda(
             self,
-            "Function",
-            function_name=migrator_function_name(env_name),
-            description=f"Pat {env_name}: apply schema/ migrations, maintain partitions, align login passwords",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
-            handler=HANDLER,
-            code=code,
-            role=role.without_policy_updates(),
-            log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            memory_size=512,
-            # The Provider invokes synchronously: Lambda's 15-minute ceiling is the custom resource's timeout. The
-            # handler stops 45 s before it to report a clean error rather than being killed mid-file.
-            timeout=Duration.seconds(contract.MIGRATOR_TIMEOUT_SECONDS),
-            tracing=lambda_.Tracing.ACTIVE,
-            vpc=vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-            security_groups=[security_group],
-            # Names and ARNs only, so Lambda's own key encrypts them at rest: a customer key here would have to
-            # admit Lambda in its policy, and the logs key admits only the services that write logs and pages.
-            environment={
-                contract.ENV_NAME: env_name,
-                contract.ENV_OWNER_SECRET_ARN: owner.secret_arn,
-                contract.ENV_LOGIN_SECRET_ARNS: json.dumps({role: s.secret_arn for role, s in logins.items()}),
-                contract.ENV_DB_SSLMODE: "verify-full",
-                contract.ENV_DB_SSLROOTCERT: contract.RDS_CA_BUNDLE,
-            },
-            on_failure=destinations.SqsDestination(self.failure_queue),
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
+            function=FunctionCode(
+                function_name=migrator_function_name(env_name),
+                description=f"Pat {env_name}: apply schema/ migrations, maintain partitions, align login passwords",
+                runtime=RUNTIME,
+                handler=HANDLER,
+                code=code,
+                memory_size=512,
+                # The Provider invokes synchronously: Lambda's 15-minute ceiling is the custom resource's timeout.
+                # The handler stops 45 s before it to report a clean error rather than being killed mid-file.
+                timeout=Duration.seconds(contract.MIGRATOR_TIMEOUT_SECONDS),
+                # Names and ARNs only, so Lambda's own key encrypts them at rest: a customer key here would have to
+                # admit Lambda in its policy, and the logs key admits only the services that write logs and pages.
+                environment={
+                    contract.ENV_NAME: env_name,
+                    contract.ENV_OWNER_SECRET_ARN: owner.secret_arn,
+                    contract.ENV_LOGIN_SECRET_ARNS: json.dumps({role: s.secret_arn for role, s in logins.items()}),
+                    contract.ENV_DB_SSLMODE: "verify-full",
+                    contract.ENV_DB_SSLROOTCERT: contract.RDS_CA_BUNDLE,
+                },
+            ),
+            statements=[
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[owner.secret_arn, *(s.secret_arn for s in logins.values())],
+                ),
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[database_key.key_arn]),
+            ],
+            placement=VpcPlacement(vpc=vpc, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, security_group=security_group),
+            logs_key=logs_key,
+            log_retention_days=log_retention_days,
+            # Async failures (the daily run, after Lambda's own retries) land here for on-call, 14 days.
+            failure_queue_id="FailureQueue",
+            on_failure=OnFailureDestination(retry_attempts=2, max_event_age=Duration.hours(6)),
         )
-        self.function.node.add_dependency(policy)
+        self.function = migrator.function
+        self.failure_queue = migrator.failure_queue
 
         self.schedule = events.Rule(
             self,
@@ -200,12 +178,7 @@ class SchemaMigrator(Construct):
                 eni_statement(),
             ],
         )
-        acknowledge(
-            provider_policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Lambda's VPC networking needs EC2 network-interface actions that have no resource-level permissions; "
-            "the provider role may otherwise only invoke the one migrator function and write its own log group.",
-        )
+        acknowledge(provider_policy, controls.LAMBDA_NETWORKING_AND_TRACING)
         # The Provider framework (CDK's) relays CloudFormation events to the migrator and posts the result to the
         # pre-signed S3 response URL, so it sits in the NAT subnets; the migrator itself has no internet path.
         self.provider = cr.Provider(
@@ -219,7 +192,7 @@ class SchemaMigrator(Construct):
             security_groups=[provider_group],
         )
         self.provider.node.add_dependency(provider_policy)
-        self._acknowledge(self.function, self.failure_queue, self.provider)
+        self._acknowledge(self.provider)
         self.schema_hash = contract.schema_hash(project_root)
         self.engine_hash = contract.content_hash(project_root, ENGINE_FILES)
         self.resource = CustomResource(
@@ -239,54 +212,5 @@ class SchemaMigrator(Construct):
         self.current_version = self.resource.get_att_string("CurrentVersion")
 
     @staticmethod
-    def _acknowledge(function: lambda_.Function, failure_queue: sqs.Queue, provider: cr.Provider) -> None:
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(
-                function,
-                f"{pack}-LambdaConcurrency",
-                "No reservation on purpose: it would have to leave the account's unreserved floor and would throttle "
-                "deploys while the daily run holds it; callers are CloudFormation, one daily rule and on-call, and "
-                "PostgreSQL advisory locks serialize concurrent migrations and, separately, maintenance runs.",
-            )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "Serverless"):
-            acknowledge(
-                function,
-                f"{pack}-LambdaDLQ",
-                "Asynchronous failures go to an on-failure destination (the encrypted FailureQueue), which records "
-                "the request and the error; the rule only recognises the older dead-letter-queue setting.",
-            )
-        acknowledge(
-            failure_queue,
-            "Serverless-SQSRedrivePolicy",
-            "This queue is itself the failure destination of the migrator Lambda; nothing consumes it "
-            "automatically, messages stay 14 days for on-call, so a further dead-letter queue adds nothing.",
-        )
-        acknowledge(
-            failure_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the failure destination of the migrator Lambda; nothing consumes it "
-            "automatically, messages stay 14 days for on-call, so a further dead-letter queue adds nothing.",
-        )
-        framework = provider.node.find_child("framework-onEvent")
-        for finding, reason in {
-            "Serverless-LambdaDLQ": "CDK's provider framework is invoked synchronously by CloudFormation: a failure "
-            "fails the stack operation and is reported in its events, so there is no asynchronous event to lose.",
-            "Serverless-LambdaDefaultMemorySize": "CDK's provider framework function is generated by CDK and only "
-            "relays one small event per stack operation; the default memory is ample for it.",
-            "Serverless-LambdaTracing": "CDK's provider framework only relays the CloudFormation event; the migrator "
-            "it invokes is traced with X-Ray and logs every step as structured JSON.",
-        }.items():
-            acknowledge(framework, finding, reason)
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(
-                framework,
-                f"{pack}-LambdaDLQ",
-                "CDK's provider framework is invoked synchronously by CloudFormation: a failure fails the stack "
-                "operation and is reported in its events, so there is no asynchronous event to lose.",
-            )
-            acknowledge(
-                framework,
-                f"{pack}-LambdaConcurrency",
-                "CDK's provider framework runs once per stack operation of this one custom resource; a reservation "
-                "would only take from the account's unreserved pool, which new accounts cannot spare.",
-            )
+    def _acknowledge(provider: cr.Provider) -> None:
+        acknowledge(provider.node.find_child("framework-onEvent"), controls.CDK_PROVIDER_FRAMEWORK)

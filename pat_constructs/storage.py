@@ -21,6 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from pat_constructs import controls
 from pat_constructs.checkov import CDN_FACTS
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import STORAGE, STORAGE_REPLICA, data_key
@@ -142,19 +143,8 @@ class AccessLogBucket(Construct):
             ],
         )
         # cdk-nag does not ask a log-target bucket to log its own access; encryption and replication it does ask.
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-            acknowledge(
-                self.bucket,
-                f"{pack}-S3DefaultEncryptionKMS",
-                "S3 server access logging only delivers to buckets encrypted with SSE-S3; the bucket holds request "
-                "metadata only, blocks public access and accepts TLS 1.2+ only.",
-            )
-            acknowledge(
-                self.bucket,
-                f"{pack}-S3BucketReplicationEnabled",
-                "Access logs are operational data with a short retention; replicating them would double their cost "
-                "without protecting customer data, which is replicated by its own bucket.",
-            )
+        acknowledge(self.bucket, controls.ACCESS_LOGS_SSE_S3)
+        acknowledge(self.bucket, controls.ACCESS_LOGS_NOT_REPLICATED)
 
 
 class AttachmentStorage(Construct):
@@ -227,13 +217,7 @@ class AttachmentStorage(Construct):
         if replication_region is not None:
             self._replicate(env_name, replication_region)
         else:
-            for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-                acknowledge(
-                    self.bucket,
-                    f"{pack}-S3BucketReplicationEnabled",
-                    "Replication is switched on per environment (prod replicates to a second region); this "
-                    "environment keeps versioning on, so it is replication-ready, and holds no production data.",
-                )
+            acknowledge(self.bucket, controls.REPLICATION_PER_ENVIRONMENT)
 
     def _distribution(
         self,
@@ -325,26 +309,11 @@ class AttachmentStorage(Construct):
     def _acknowledge_distribution(
         distribution: cloudfront.Distribution, *, has_certificate: bool, has_waf: bool
     ) -> None:
-        acknowledge(
-            distribution,
-            "AwsSolutions-CFR1",
-            "Pat is a global email platform: recipients open attachments from anywhere, so a geo restriction would "
-            "break delivery; access is limited by unguessable content-addressed keys and HTTPS-only GET/HEAD.",
-        )
+        acknowledge(distribution, controls.GLOBAL_DELIVERY)
         if not has_waf:
-            acknowledge(
-                distribution,
-                "AwsSolutions-CFR2",
-                "No web ACL is configured for this environment (storage.web_acl_arn); the distribution only serves "
-                "GET/HEAD of unguessable keys from a private bucket through OAC, and WAF attaches by config.",
-            )
+            acknowledge(distribution, controls.NO_WEB_ACL)
         if not has_certificate:
-            acknowledge(
-                distribution,
-                "AwsSolutions-CFR4",
-                "Without a custom domain the default *.cloudfront.net certificate fixes the TLS policy; setting "
-                "storage.cdn_domain_names and cdn_certificate_arn switches the distribution to TLSv1.2_2021.",
-            )
+            acknowledge(distribution, controls.DEFAULT_CDN_CERTIFICATE)
 
     def _replicate(self, env_name: str, replication_region: str) -> None:
         destination_arn = f"arn:{Aws.PARTITION}:s3:::{replica_bucket_name(env_name, replication_region)}"
@@ -408,16 +377,15 @@ class AttachmentStorage(Construct):
     def _acknowledge_replication(self, policy: iam.ManagedPolicy, env_name: str, replication_region: str) -> None:
         bucket_logical_id = Stack.of(self).resolve(self.bucket.node.default_child.logical_id)  # type: ignore[union-attr]
         replica = replica_bucket_name(env_name, replication_region).replace(Aws.ACCOUNT_ID, "<AWS::AccountId>")
-        findings = {
-            f"Resource::<{bucket_logical_id}.Arn>/*": "S3 replication reads every object version of the source "
-            "bucket; the statement names only this bucket and the role is assumable by S3 alone.",
-            f"Resource::arn:<AWS::Partition>:s3:::{replica}/*": "S3 replication writes every object of the "
-            "replica bucket; the statement names only that one bucket and the role is assumable by S3 alone.",
-            f"Resource::arn:<AWS::Partition>:kms:{replication_region}:<AWS::AccountId>:key/*": "The replica key "
-            "lives in another region's stack; the statement is limited by a kms:ResourceAliases condition to it.",
-        }
-        for finding, reason in findings.items():
-            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        acknowledge(
+            policy,
+            controls.S3_REPLICATION_ROLE,
+            applies_to=[
+                f"Resource::<{bucket_logical_id}.Arn>/*",
+                f"Resource::arn:<AWS::Partition>:s3:::{replica}/*",
+                f"Resource::arn:<AWS::Partition>:kms:{replication_region}:<AWS::AccountId>:key/*",
+            ],
+        )
 
 
 class ReplicaStorage(Construct):
@@ -445,10 +413,4 @@ class ReplicaStorage(Construct):
             logs=self.logs.bucket,
             server_access_logs_prefix="s3-access/attachments-replica/",
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
-            acknowledge(
-                self.bucket,
-                f"{pack}-S3BucketReplicationEnabled",
-                "This bucket is the replication destination in the disaster-recovery region; replicating it again "
-                "would only add a third copy of the same objects.",
-            )
+        acknowledge(self.bucket, controls.REPLICATION_DESTINATION)

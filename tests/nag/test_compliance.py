@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pat_constructs import compliance
+from pat_constructs import compliance, controls
 from stacks import config
 from tests.conftest import Synthesized, build_app
 
@@ -58,7 +58,7 @@ def test_every_acknowledgment_matches_a_finding(
 def test_acknowledgments_are_single_findings_with_reasons(synthesized: Synthesized, env_name: str) -> None:
     acks = [a for a in compliance.recorded_acknowledgments(synthesized.app) if a.path.startswith(f"Pat-{env_name}-")]
     for ack in acks:
-        assert len(ack.reason.split()) >= compliance.MIN_REASON_WORDS, ack
+        assert len(ack.reason.split()) >= controls.MIN_REASON_WORDS, ack
         # Never a stack- or app-wide blanket: the construct must be below a stack.
         assert ack.path.count("/") >= 1, ack
     by_rule = Counter(a.finding_id for a in acks)
@@ -66,12 +66,33 @@ def test_acknowledgments_are_single_findings_with_reasons(synthesized: Synthesiz
     assert len(acks) == EXPECTED_ACKNOWLEDGMENTS[env_name]
 
 
-def test_acknowledge_refuses_blanket_ids_and_short_reasons(synthesized: Synthesized) -> None:
+def test_acknowledge_takes_only_catalog_controls(synthesized: Synthesized) -> None:
     construct = synthesized.envs["dev"].network.vpc
-    with pytest.raises(ValueError, match="one finding id"):
-        compliance.acknowledge(construct, "AwsSolutions-IAM4, AwsSolutions-IAM5", "x " * 20)
-    with pytest.raises(ValueError, match="at least 12 words"):
-        compliance.acknowledge(construct, "AwsSolutions-IAM4", "because")
+    look_alike = controls.Control(id="look-alike", text=controls.UNRESERVED_BY_DESIGN.text, nag=("AwsSolutions-IAM4",))
+    with pytest.raises(ValueError, match="not a control of controls"):
+        compliance.acknowledge(construct, look_alike)
+    with pytest.raises(ValueError, match="name the resources"):
+        compliance.acknowledge(construct, controls.AWS_MANAGED_SERVICE_ROLE)
+    with pytest.raises(ValueError, match="takes no applies_to"):
+        compliance.acknowledge(construct, controls.UNRESERVED_BY_DESIGN, applies_to=["Resource::*"])
+
+
+def test_every_reason_is_the_text_of_a_control_answering_that_finding(synthesized: Synthesized) -> None:
+    by_text = {control.text: control for control in controls.CATALOG}
+    for ack in compliance.recorded_acknowledgments(synthesized.app):
+        control = by_text.get(ack.reason)
+        assert control is not None, f"{ack.finding_id} at {ack.path}: the reason is not a control's text"
+        assert ack.finding_id.split("[", 1)[0] in control.nag, f"{control.id} does not answer {ack.finding_id}"
+
+
+def test_every_nag_control_is_used(synthesized: Synthesized, synthesized_flipped: Synthesized) -> None:
+    reasons = {
+        ack.reason
+        for app in (synthesized.app, synthesized_flipped.app)
+        for ack in compliance.recorded_acknowledgments(app)
+    }
+    unused = [control.id for control in controls.CATALOG if control.nag and control.text not in reasons]
+    assert unused == [], f"controls no acknowledgment uses (remove them, or their findings came back): {unused}"
 
 
 def test_the_other_pooler_is_compliant_too(synthesized_flipped: Synthesized, env_name: str) -> None:

@@ -1,7 +1,9 @@
-"""checkov skips come only from pat_constructs/checkov.py's rules, each with its reason, on matching resources."""
+"""checkov skips come only from pat_constructs/checkov.py's rules, each with its control's reason (controls.py), on
+matching resources."""
 
 from __future__ import annotations
 
+from pat_constructs import controls
 from pat_constructs.checkov import RULES
 from tests.conftest import Synthesized
 
@@ -9,7 +11,8 @@ from tests.conftest import Synthesized
 def test_every_skip_is_a_known_rule_with_a_reason(synthesized: Synthesized) -> None:
     known: dict[tuple[str, str], set[str]] = {}
     for rule in RULES:
-        known.setdefault((rule.check_id, rule.resource_type), set()).add(rule.reason)
+        assert rule.control in controls.CATALOG, rule
+        known.setdefault((rule.check_id, rule.resource_type), set()).add(rule.control.checkov_comment(rule.check_id))
     seen = set()
     for stack in synthesized.assembly.stacks:
         for logical_id, resource in stack.template["Resources"].items():

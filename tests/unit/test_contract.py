@@ -210,4 +210,5 @@ def test_schema_alarms_watch_only_metrics_the_migrator_publishes(synthesized: Sy
             watched.add(properties["MetricName"])
             assert [d["Name"] for d in properties["Dimensions"]] == [contract.SCHEMA_METRICS_DIMENSION]
     published = {metric.value for metric in contract.SchemaMetric}
-    assert watched and watched <= published
+    assert watched
+    assert watched <= published
