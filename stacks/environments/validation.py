@@ -68,8 +68,8 @@ def validate(env: EnvironmentConfig) -> None:
 def check_types(env_name: str, value: object, path: str = "") -> None:
     """Check every field of a (nested) config dataclass against its annotation.
 
-    Python does not: `nat_gateways=1.5`, `True` for a count (a bool is an int to Python), `"https://a"` where a
-    tuple of origins is expected (a str is a sequence too), a str among `ReaderSpec`s would otherwise reach synth.
+    Python itself checks none of this, so `nat_gateways=1.5`, `True` for a count (a bool is an int to Python), a str
+    where a tuple of origins is expected (a str is a sequence too) or a str among `ReaderSpec`s would reach synth.
     Supported annotations: bool, int (bools refused), float (ints accepted), str, None, `X | None`, `tuple[X, ...]`,
     `Literal[...]` and nested dataclasses.
     """
