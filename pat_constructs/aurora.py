@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration
@@ -18,16 +16,11 @@ from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import DEFAULT_EXCLUDED_CHARACTERS
+from pat_constructs.settings.aurora import AuroraSettings
 from pat_data.contract import PhysicalNames, managed_policy
 
 POSTGRES_PORT = 5432
 OWNER_USERNAME = "pat_owner"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReaderSpec:
-    availability_zone: str
-    promotion_tier: int
 
 
 def cluster_parameters(*, log_min_duration_statement_ms: int, idle_in_transaction_timeout_ms: int) -> dict[str, str]:
@@ -82,19 +75,13 @@ class AuroraCluster(Construct):
         *,
         env_name: str,
         vpc: ec2.IVpc,
-        engine_version: str,
-        min_capacity: float,
-        max_capacity: float,
-        readers: Sequence[ReaderSpec],
+        settings: AuroraSettings,
         database_key: kms.IKey,
         logs_key: kms.IKey,
         log_retention_days: int,
-        backup_retention_days: int,
-        performance_insights_retention_days: int,
-        log_min_duration_statement_ms: int,
-        idle_in_transaction_timeout_ms: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        engine_version, readers = settings.engine_version, settings.readers
         self.cluster_identifier = PhysicalNames(env_name).db_cluster
         self.engine = engine = rds.DatabaseClusterEngine.aurora_postgres(
             version=rds.AuroraPostgresEngineVersion.of(engine_version, engine_version.split(".", maxsplit=1)[0])
@@ -112,8 +99,8 @@ class AuroraCluster(Construct):
             engine=engine,
             description=f"Pat {env_name} Aurora cluster parameters",
             parameters=cluster_parameters(
-                log_min_duration_statement_ms=log_min_duration_statement_ms,
-                idle_in_transaction_timeout_ms=idle_in_transaction_timeout_ms,
+                log_min_duration_statement_ms=settings.log_min_duration_statement_ms,
+                idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
             ),
         )
         self.log_group = encrypted_log_group(
@@ -139,7 +126,7 @@ class AuroraCluster(Construct):
             controls.AWS_MANAGED_SERVICE_ROLE,
             applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"],
         )
-        performance_insights = _performance_insight_retention(performance_insights_retention_days)
+        performance_insights = _performance_insight_retention(settings.performance_insights_retention_days)
         instance_options: dict[str, Any] = {
             "auto_minor_version_upgrade": True,
             "publicly_accessible": False,
@@ -161,8 +148,8 @@ class AuroraCluster(Construct):
             ),
             default_database_name="pat",
             parameter_group=parameter_group,
-            serverless_v2_min_capacity=min_capacity,
-            serverless_v2_max_capacity=max_capacity,
+            serverless_v2_min_capacity=settings.min_capacity,
+            serverless_v2_max_capacity=settings.max_capacity,
             writer=rds.ClusterInstance.serverless_v2("Writer", **instance_options),
             readers=[
                 rds.ClusterInstance.serverless_v2(
@@ -183,7 +170,9 @@ class AuroraCluster(Construct):
             cloudwatch_logs_exports=["postgresql"],
             iam_authentication=True,
             copy_tags_to_snapshot=True,
-            backup=rds.BackupProps(retention=Duration.days(backup_retention_days), preferred_window="02:00-03:00"),
+            backup=rds.BackupProps(
+                retention=Duration.days(settings.backup_retention_days), preferred_window="02:00-03:00"
+            ),
             preferred_maintenance_window="sun:03:30-sun:04:30",
             storage_type=rds.DBClusterStorageType.AURORA,
         )

@@ -20,6 +20,7 @@ from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.secrets import generated_secret
+from pat_constructs.settings.cache import CacheSettings
 from pat_data.contract import PhysicalNames
 
 # ElastiCache AUTH tokens: 16-128 printable characters; of the symbols only !&#$^<>- are allowed. Letters and
@@ -43,18 +44,10 @@ class CacheCluster(Construct):
         cache_key: kms.IKey,
         logs_key: kms.IKey,
         log_retention_days: int,
-        engine: str,
-        engine_version: str,
-        node_type: str,
-        shards: int,
-        replicas_per_shard: int,
-        port: int,
-        eviction_policy: str,
-        snapshot_retention_days: int,
-        snapshot_window: str,
-        maintenance_window: str,
+        settings: CacheSettings,
     ) -> None:
         super().__init__(scope, construct_id)
+        engine, engine_version, port = settings.engine, settings.engine_version, settings.port
         self.port = port
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description=f"Pat {env_name} cache", allow_all_outbound=False
@@ -77,7 +70,7 @@ class CacheCluster(Construct):
                 "cluster-enabled": "yes",
                 # A pure cache: PostgreSQL is the source of truth, so any key may go under memory pressure. Values
                 # and tag sets all carry TTLs, which bounds how stale a missed invalidation can be.
-                "maxmemory-policy": eviction_policy,
+                "maxmemory-policy": settings.eviction_policy,
                 # No keyspace notifications: nothing subscribes, and they cost CPU on every write.
                 "notify-keyspace-events": "",
             },
@@ -117,9 +110,9 @@ class CacheCluster(Construct):
             replication_group_description=f"Pat {env_name} cache (cluster mode)",
             engine=engine,
             engine_version=engine_version,
-            cache_node_type=node_type,
-            num_node_groups=shards,
-            replicas_per_node_group=replicas_per_shard,
+            cache_node_type=settings.node_type,
+            num_node_groups=settings.shards,
+            replicas_per_node_group=settings.replicas_per_shard,
             automatic_failover_enabled=True,
             multi_az_enabled=True,
             cache_parameter_group_name=parameters.ref,
@@ -131,9 +124,9 @@ class CacheCluster(Construct):
             at_rest_encryption_enabled=True,
             kms_key_id=cache_key.key_arn,
             auth_token=self.auth_secret.secret_value_from_json("token").unsafe_unwrap(),
-            snapshot_retention_limit=snapshot_retention_days,
-            snapshot_window=snapshot_window,
-            preferred_maintenance_window=maintenance_window,
+            snapshot_retention_limit=settings.snapshot_retention_days,
+            snapshot_window=settings.snapshot_window,
+            preferred_maintenance_window=settings.maintenance_window,
             auto_minor_version_upgrade=True,
             log_delivery_configurations=[
                 delivery("slow-log", slow_log.log_group_name),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -12,6 +10,7 @@ from constructs import Construct
 from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.log_groups import encrypted_log_group
+from pat_constructs.settings.network import NetworkSettings
 
 # Interface endpoints that let isolated workloads (migrator Lambda, secret rotation, Fargate image pulls) reach AWS
 # APIs without a route to the internet.
@@ -39,34 +38,34 @@ class PatNetwork(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        cidr: str,
-        availability_zones: Sequence[str],
-        nat_gateways: int,
-        private_subnet_mask: int,
-        isolated_subnet_mask: int,
-        public_subnet_mask: int,
+        settings: NetworkSettings,
         flow_log_key: kms.IKey,
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        cidr = settings.vpc_cidr
         self.vpc: ec2.IVpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(cidr),
-            availability_zones=list(availability_zones),
-            nat_gateways=nat_gateways,
+            availability_zones=list(settings.availability_zones),
+            nat_gateways=settings.nat_gateways,
             restrict_default_security_group=True,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
-                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=private_subnet_mask
+                    name="Private",
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                    cidr_mask=settings.private_subnet_mask,
                 ),
                 ec2.SubnetConfiguration(
-                    name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=isolated_subnet_mask
+                    name="Isolated",
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                    cidr_mask=settings.isolated_subnet_mask,
                 ),
                 ec2.SubnetConfiguration(
                     name="Public",
                     subnet_type=ec2.SubnetType.PUBLIC,
-                    cidr_mask=public_subnet_mask,
+                    cidr_mask=settings.public_subnet_mask,
                     map_public_ip_on_launch=False,
                 ),
             ],

@@ -28,6 +28,7 @@ from pat_constructs.lambda_permissions import eni_statement, xray_statement
 from pat_constructs.log_groups import encrypted_log_group
 from pat_constructs.monitoring import Alarms
 from pat_constructs.queues import failure_queue
+from pat_constructs.settings.pooler import PgBouncerSettings, RdsProxySettings
 from pat_data.contract import PhysicalNames
 
 POOLER_PORT = 5432
@@ -70,10 +71,7 @@ class RdsProxyPooler(Construct):
         database_key: kms.IKey,
         security_group: ec2.ISecurityGroup,
         has_readers: bool,
-        idle_client_timeout_seconds: int,
-        borrow_timeout_seconds: int,
-        max_connections_percent: int,
-        max_idle_connections_percent: int,
+        settings: RdsProxySettings,
     ) -> None:
         super().__init__(scope, construct_id)
         isolated = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
@@ -117,10 +115,10 @@ class RdsProxyPooler(Construct):
             security_groups=[security_group],
             require_tls=True,
             debug_logging=False,
-            idle_client_timeout=Duration.seconds(idle_client_timeout_seconds),
-            borrow_timeout=Duration.seconds(borrow_timeout_seconds),
-            max_connections_percent=max_connections_percent,
-            max_idle_connections_percent=max_idle_connections_percent,
+            idle_client_timeout=Duration.seconds(settings.idle_client_timeout_seconds),
+            borrow_timeout=Duration.seconds(settings.borrow_timeout_seconds),
+            max_connections_percent=settings.max_connections_percent,
+            max_idle_connections_percent=settings.max_idle_connections_percent,
         )
         reader_endpoint = self.proxy.endpoint
         if has_readers:
@@ -138,21 +136,6 @@ class RdsProxyPooler(Construct):
         self.endpoints = PoolerEndpoints(
             kind="rds_proxy", endpoint=self.proxy.endpoint, reader_endpoint=reader_endpoint, port=POOLER_PORT
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class PgBouncerSettings:
-    image: str
-    tls_init_image: str
-    min_tasks: int
-    max_tasks: int
-    cpu: int
-    memory_mib: int
-    default_pool_size: int
-    max_client_conn: int
-    max_prepared_statements: int
-    tcp_keepidle_seconds: int
-    cpu_target_percent: int
 
 
 class PgBouncerPooler(Construct):

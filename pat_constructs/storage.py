@@ -9,9 +9,6 @@ bucket resource. The key policy can then name exactly this distribution's ARN, a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 from aws_cdk import Annotations, Aws, Duration, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
@@ -25,6 +22,7 @@ from pat_constructs import controls
 from pat_constructs.checkov import CDN_FACTS
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import STORAGE, STORAGE_REPLICA, data_key
+from pat_constructs.settings.storage import StorageSettings
 from pat_data.contract import PhysicalNames
 
 PRICE_CLASSES = {
@@ -49,38 +47,32 @@ def replica_key_alias(env_name: str) -> str:
     return PhysicalNames(env_name).key_alias(STORAGE_REPLICA.name)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Lifecycle:
-    intelligent_tiering_after_days: int
-    glacier_after_days: int | None
-    noncurrent_version_expiration_days: int
-    abort_incomplete_multipart_days: int
-
-    def rules(self) -> list[s3.LifecycleRule]:
-        transitions = [
+def lifecycle_rules(settings: StorageSettings) -> list[s3.LifecycleRule]:
+    """Tier current versions down as they age, expire noncurrent versions and abandoned multipart uploads."""
+    transitions = [
+        s3.Transition(
+            storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+            transition_after=Duration.days(settings.intelligent_tiering_after_days),
+        )
+    ]
+    if settings.glacier_after_days is not None:
+        transitions.append(
             s3.Transition(
-                storage_class=s3.StorageClass.INTELLIGENT_TIERING,
-                transition_after=Duration.days(self.intelligent_tiering_after_days),
+                storage_class=s3.StorageClass.GLACIER, transition_after=Duration.days(settings.glacier_after_days)
             )
-        ]
-        if self.glacier_after_days is not None:
-            transitions.append(
-                s3.Transition(
-                    storage_class=s3.StorageClass.GLACIER, transition_after=Duration.days(self.glacier_after_days)
-                )
-            )
-        return [
-            s3.LifecycleRule(
-                id="tier-current-versions",
-                transitions=transitions,
-                abort_incomplete_multipart_upload_after=Duration.days(self.abort_incomplete_multipart_days),
-            ),
-            s3.LifecycleRule(
-                id="expire-noncurrent-versions",
-                noncurrent_version_expiration=Duration.days(self.noncurrent_version_expiration_days),
-                expired_object_delete_marker=True,
-            ),
-        ]
+        )
+    return [
+        s3.LifecycleRule(
+            id="tier-current-versions",
+            transitions=transitions,
+            abort_incomplete_multipart_upload_after=Duration.days(settings.abort_incomplete_multipart_days),
+        ),
+        s3.LifecycleRule(
+            id="expire-noncurrent-versions",
+            noncurrent_version_expiration=Duration.days(settings.noncurrent_version_expiration_days),
+            expired_object_delete_marker=True,
+        ),
+    ]
 
 
 def data_bucket(
@@ -88,7 +80,7 @@ def data_bucket(
     *,
     bucket_name: str,
     key: kms.IKey,
-    lifecycle: Lifecycle,
+    settings: StorageSettings,
     logs: s3.IBucket,
     server_access_logs_prefix: str,
     cors: list[s3.CorsRule] | None = None,
@@ -106,7 +98,7 @@ def data_bucket(
         minimum_tls_version=1.2,
         versioned=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        lifecycle_rules=lifecycle.rules(),
+        lifecycle_rules=lifecycle_rules(settings),
         server_access_logs_bucket=logs,
         server_access_logs_prefix=server_access_logs_prefix,
         cors=cors,
@@ -156,40 +148,33 @@ class AttachmentStorage(Construct):
         construct_id: str,
         *,
         env_name: str,
-        lifecycle: Lifecycle,
-        cors_origins: Sequence[str],
-        access_log_retention_days: int,
-        price_class: str,
-        web_acl_arn: str | None,
-        replication_region: str | None,
-        domain_names: Sequence[str] = (),
-        certificate_arn: str | None = None,
+        settings: StorageSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = data_key(self, "Key", env_name=env_name, data_class=STORAGE)
         self.logs = AccessLogBucket(
-            self, "AccessLogs", retention_days=access_log_retention_days, acls_for_cloudfront=True
+            self, "AccessLogs", retention_days=settings.access_log_retention_days, acls_for_cloudfront=True
         )
         self.bucket_name = attachment_bucket_name(env_name, Aws.REGION)
         self.bucket = data_bucket(
             self,
             bucket_name=self.bucket_name,
             key=self.key,
-            lifecycle=lifecycle,
+            settings=settings,
             logs=self.logs.bucket,
             server_access_logs_prefix="s3-access/attachments/",
             # Browsers upload with presigned PUT/POST URLs from these origins only; downloads go through CloudFront.
             cors=[
                 s3.CorsRule(
                     allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
-                    allowed_origins=list(cors_origins),
+                    allowed_origins=list(settings.cors_origins),
                     allowed_headers=["content-type", "content-md5", "x-amz-*"],
                     exposed_headers=["ETag"],
                     max_age=3000,
                 )
             ],
         )
-        self.distribution = self._distribution(env_name, price_class, web_acl_arn, domain_names, certificate_arn)
+        self.distribution = self._distribution(env_name, settings)
         distribution_arn = (
             f"arn:{Aws.PARTITION}:cloudfront::{Aws.ACCOUNT_ID}:distribution/{self.distribution.distribution_id}"
         )
@@ -214,19 +199,13 @@ class AttachmentStorage(Construct):
             )
         )
         self.replication_role: iam.Role | None = None
-        if replication_region is not None:
-            self._replicate(env_name, replication_region)
+        if settings.replication_region is not None:
+            self._replicate(env_name, settings.replication_region)
         else:
             acknowledge(self.bucket, controls.REPLICATION_PER_ENVIRONMENT)
 
-    def _distribution(
-        self,
-        env_name: str,
-        price_class: str,
-        web_acl_arn: str | None,
-        domain_names: Sequence[str],
-        certificate_arn: str | None,
-    ) -> cloudfront.Distribution:
+    def _distribution(self, env_name: str, settings: StorageSettings) -> cloudfront.Distribution:
+        web_acl_arn, certificate_arn = settings.web_acl_arn, settings.cdn_certificate_arn
         origin_bucket = s3.Bucket.from_bucket_attributes(
             self, "OriginBucket", bucket_name=self.bucket_name, region=Aws.REGION
         )
@@ -280,9 +259,9 @@ class AttachmentStorage(Construct):
                 response_headers_policy=headers,
                 compress=True,
             ),
-            price_class=PRICE_CLASSES[price_class],
+            price_class=PRICE_CLASSES[settings.price_class],
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            domain_names=list(domain_names) or None,
+            domain_names=list(settings.cdn_domain_names) or None,
             certificate=(
                 acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn) if certificate_arn else None
             ),
@@ -397,19 +376,18 @@ class ReplicaStorage(Construct):
         construct_id: str,
         *,
         env_name: str,
-        lifecycle: Lifecycle,
-        access_log_retention_days: int,
+        settings: StorageSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = data_key(self, "Key", env_name=env_name, data_class=STORAGE_REPLICA)
         self.logs = AccessLogBucket(
-            self, "AccessLogs", retention_days=access_log_retention_days, acls_for_cloudfront=False
+            self, "AccessLogs", retention_days=settings.access_log_retention_days, acls_for_cloudfront=False
         )
         self.bucket = data_bucket(
             self,
             bucket_name=replica_bucket_name(env_name, Aws.REGION),
             key=self.key,
-            lifecycle=lifecycle,
+            settings=settings,
             logs=self.logs.bucket,
             server_access_logs_prefix="s3-access/attachments-replica/",
         )

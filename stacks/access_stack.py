@@ -9,7 +9,7 @@ from constructs import Construct
 
 from pat_constructs.discovery import Discovery
 from pat_constructs.monitoring import topic_arn
-from pat_constructs.pooler import PgBouncerPooler, PgBouncerSettings, RdsProxyPooler
+from pat_constructs.pooler import PgBouncerPooler, RdsProxyPooler
 from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
@@ -30,7 +30,6 @@ class AccessStack(PatStack):
         super().__init__(scope, config=config, part="Access", description=f"{config.database.pooler} pooler")
         db = config.database
         if db.pooler == "rds_proxy":
-            proxy = db.rds_proxy
             self.pooler: RdsProxyPooler | PgBouncerPooler = RdsProxyPooler(
                 self,
                 "RdsProxy",
@@ -43,13 +42,9 @@ class AccessStack(PatStack):
                 database_key=database_key,
                 security_group=data.pooler_security_group,
                 has_readers=bool(db.readers),
-                idle_client_timeout_seconds=proxy.idle_client_timeout_seconds,
-                borrow_timeout_seconds=proxy.borrow_timeout_seconds,
-                max_connections_percent=proxy.max_connections_percent,
-                max_idle_connections_percent=proxy.max_idle_connections_percent,
+                settings=db.rds_proxy,
             )
         else:
-            bouncer = db.pgbouncer
             self.pooler = PgBouncerPooler(
                 self,
                 "PgBouncer",
@@ -63,7 +58,7 @@ class AccessStack(PatStack):
                 security_group=data.pooler_security_group,
                 logs_key=logs_key,
                 log_retention_days=config.log_retention_days,
-                settings=PgBouncerSettings(**vars(bouncer)),
+                settings=db.pgbouncer,
                 alarm_topic=sns.Topic.from_topic_arn(self, "OnCallTopic", topic_arn(config.name)),
                 cpu_alarm_percent=config.ops.thresholds.pgbouncer_cpu_percent,
             )

@@ -40,16 +40,7 @@ class CacheStack(PatStack):
             cache_key=cache_key,
             logs_key=logs_key,
             log_retention_days=config.log_retention_days,
-            engine=cache.engine,
-            engine_version=cache.engine_version,
-            node_type=cache.node_type,
-            shards=cache.shards,
-            replicas_per_shard=cache.replicas_per_shard,
-            port=cache.port,
-            eviction_policy=cache.eviction_policy,
-            snapshot_retention_days=cache.snapshot_retention_days,
-            snapshot_window=cache.snapshot_window,
-            maintenance_window=cache.maintenance_window,
+            settings=cache,
         )
         Discovery(
             self,

@@ -14,7 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from pat_constructs.aurora import AuroraCluster, ReaderSpec
+from pat_constructs.aurora import AuroraCluster
 from pat_constructs.discovery import Discovery
 from pat_constructs.monitoring import topic_arn
 from pat_constructs.pooler import POOLER_PORT
@@ -62,19 +62,10 @@ class DataStack(PatStack):
             "Aurora",
             env_name=config.name,
             vpc=vpc,
-            engine_version=db.engine_version,
-            min_capacity=db.min_capacity,
-            max_capacity=db.max_capacity,
-            readers=[
-                ReaderSpec(availability_zone=r.availability_zone, promotion_tier=r.promotion_tier) for r in db.readers
-            ],
+            settings=db,
             database_key=database_key,
             logs_key=logs_key,
             log_retention_days=config.log_retention_days,
-            backup_retention_days=db.backup_retention_days,
-            performance_insights_retention_days=db.performance_insights_retention_days,
-            log_min_duration_statement_ms=db.log_min_duration_statement_ms,
-            idle_in_transaction_timeout_ms=db.idle_in_transaction_timeout_ms,
         )
         self.aurora.allow_from(self.pooler_security_group, "PostgreSQL from the pooler")
         self.aurora.allow_from(self.migrator_security_group, "PostgreSQL from the schema migrator (direct, no pooler)")

@@ -13,16 +13,10 @@ from stacks.config import EnvironmentConfig
 class NetworkStack(PatStack):
     def __init__(self, scope: Construct, *, config: EnvironmentConfig, logs_key: kms.IKey) -> None:
         super().__init__(scope, config=config, part="Network", description="VPC, subnets, NAT, flow logs, endpoints")
-        net = config.network
         self.network = PatNetwork(
             self,
             "Network",
-            cidr=net.vpc_cidr,
-            availability_zones=net.availability_zones,
-            nat_gateways=net.nat_gateways,
-            private_subnet_mask=net.private_subnet_mask,
-            isolated_subnet_mask=net.isolated_subnet_mask,
-            public_subnet_mask=net.public_subnet_mask,
+            settings=config.network,
             flow_log_key=logs_key,
             log_retention_days=config.log_retention_days,
         )

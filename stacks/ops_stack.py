@@ -59,10 +59,6 @@ class OpsStack(PatStack):
             emails=ops.alarm_emails,
             https_endpoints=ops.alarm_https_endpoints,
         )
-        self.backup_dr: BackupDrStack | None = None
-        if config.backup.copy_region is not None:
-            self.backup_dr = BackupDrStack(scope, config=config, region=config.backup.copy_region)
-            self.add_stack_dependency(self.backup_dr, "the copy destination vault must exist before the plan")
         self.backup = DataBackup(
             self,
             "Backup",

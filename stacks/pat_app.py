@@ -12,9 +12,9 @@ from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
-from stacks.ops_stack import EdgeMonitoringStack, OpsStack
+from stacks.ops_stack import BackupDrStack, EdgeMonitoringStack, OpsStack
 from stacks.schema_stack import SchemaStack
-from stacks.storage_stack import StorageStack
+from stacks.storage_stack import StorageReplicaStack, StorageStack
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,16 @@ class PatEnvironment:
     schema: SchemaStack
     cache: CacheStack
     storage: StorageStack
+    # In the disaster-recovery region, where config replicates attachments (storage.replication_region).
+    storage_replica: StorageReplicaStack | None
     ops: OpsStack
+    # In the disaster-recovery region, where config copies backups (backup.copy_region).
+    backup_dr: BackupDrStack | None
     edge: EdgeMonitoringStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnvironment:
+    """Every stack of one environment, in a fixed order, with the dependencies CloudFormation cannot infer."""
     keys = KeysStack(scope, config=config)
     network = NetworkStack(scope, config=config, logs_key=keys.keys.logs)
     data = DataStack(scope, config=config, vpc=network.vpc, database_key=keys.keys.database, logs_key=keys.keys.logs)
@@ -50,7 +55,17 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
         logs_key=keys.keys.logs,
     )
     storage = StorageStack(scope, config=config)
+    storage_replica = None
+    if config.storage.replication_region is not None:
+        storage_replica = StorageReplicaStack(scope, config=config, region=config.storage.replication_region)
+        storage.add_stack_dependency(
+            storage_replica, "S3 validates the replication destination bucket when it is configured"
+        )
     ops = OpsStack(scope, config=config, logs_key=keys.keys.logs, backup_key=keys.keys.backup)
+    backup_dr = None
+    if config.backup.copy_region is not None:
+        backup_dr = BackupDrStack(scope, config=config, region=config.backup.copy_region)
+        ops.add_stack_dependency(backup_dr, "the copy destination vault must exist before the plan")
     # The rotation-age alarms and the RotationFailed rule (Data stack) notify the on-call topic by its fixed ARN.
     data.add_stack_dependency(ops, "rotation-age alarms and the RotationFailed rule notify the on-call topic")
     # The pooler's alarms publish to the on-call topic by its fixed ARN: the topic must exist first.
@@ -68,6 +83,8 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> PatEnviron
         schema=schema,
         cache=cache,
         storage=storage,
+        storage_replica=storage_replica,
         ops=ops,
+        backup_dr=backup_dr,
         edge=edge,
     )

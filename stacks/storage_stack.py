@@ -6,20 +6,10 @@ from __future__ import annotations
 from constructs import Construct
 
 from pat_constructs.discovery import Discovery
-from pat_constructs.storage import AttachmentStorage, Lifecycle, ReplicaStorage
+from pat_constructs.storage import AttachmentStorage, ReplicaStorage
 from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
-
-
-def lifecycle_from(config: EnvironmentConfig) -> Lifecycle:
-    storage = config.storage
-    return Lifecycle(
-        intelligent_tiering_after_days=storage.intelligent_tiering_after_days,
-        glacier_after_days=storage.glacier_after_days,
-        noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
-        abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
-    )
 
 
 class StorageReplicaStack(PatStack):
@@ -31,13 +21,7 @@ class StorageReplicaStack(PatStack):
             description=f"attachment replicas in {region} (disaster recovery)",
             region=region,
         )
-        self.replica = ReplicaStorage(
-            self,
-            "Replica",
-            env_name=config.name,
-            lifecycle=lifecycle_from(config),
-            access_log_retention_days=config.storage.access_log_retention_days,
-        )
+        self.replica = ReplicaStorage(self, "Replica", env_name=config.name, settings=config.storage)
 
 
 class StorageStack(PatStack):
@@ -50,26 +34,7 @@ class StorageStack(PatStack):
             # The distribution id flows to the us-east-1 edge-monitoring stack (CloudFront metrics live there).
             cross_region_references=True,
         )
-        storage = config.storage
-        self.attachments = AttachmentStorage(
-            self,
-            "Attachments",
-            env_name=config.name,
-            lifecycle=lifecycle_from(config),
-            cors_origins=storage.cors_origins,
-            access_log_retention_days=storage.access_log_retention_days,
-            price_class=storage.price_class,
-            web_acl_arn=storage.web_acl_arn,
-            domain_names=storage.cdn_domain_names,
-            certificate_arn=storage.cdn_certificate_arn,
-            replication_region=storage.replication_region,
-        )
-        self.replica: StorageReplicaStack | None = None
-        if storage.replication_region is not None:
-            self.replica = StorageReplicaStack(scope, config=config, region=storage.replication_region)
-            self.add_stack_dependency(
-                self.replica, "S3 validates the replication destination bucket when it is configured"
-            )
+        self.attachments = AttachmentStorage(self, "Attachments", env_name=config.name, settings=config.storage)
         Discovery(
             self,
             "Discovery",

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from pat_constructs.storage import AttachmentStorage, Lifecycle
+from pat_constructs.settings.storage import StorageSettings
+from pat_constructs.storage import AttachmentStorage
 from stacks import config
 from tests.conftest import Synthesized
 
@@ -130,9 +131,9 @@ def test_replication_is_on_in_prod_only_to_a_replica_with_its_own_key(synthesize
     assert "alias/pat/prod/storage-replica" in destination
     replica_stack = synthesized.assembly.get_stack_by_name(f"Pat-{env_name}-StorageReplica")
     assert replica_stack.environment.region == region
-    storage_stack = synthesized.envs[env_name].storage
-    assert storage_stack.replica is not None
-    assert storage_stack.replica in storage_stack.dependencies  # the destination exists first
+    built = synthesized.envs[env_name]
+    assert built.storage_replica is not None
+    assert built.storage_replica in built.storage.dependencies  # the destination exists first
     replica = replica_stack.template["Resources"]
     keys = [r for r in replica.values() if r["Type"] == "AWS::KMS::Key"]
     assert len(keys) == 1
@@ -198,19 +199,13 @@ def test_a_custom_certificate_switches_cloudfront_to_tls_1_2_2021() -> None:
         stack,
         "Attachments",
         env_name="qa",
-        lifecycle=Lifecycle(
-            intelligent_tiering_after_days=30,
-            glacier_after_days=None,
-            noncurrent_version_expiration_days=30,
-            abort_incomplete_multipart_days=7,
+        settings=StorageSettings(
+            cors_origins=("https://app.qa.pat.example",),
+            access_log_retention_days=30,
+            web_acl_arn="arn:aws:wafv2:us-east-1:123456789012:global/webacl/pat/0123abcd-0123-0123-0123-0123456789ab",
+            cdn_domain_names=("files.qa.pat.example",),
+            cdn_certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-0123-0123-0123-0123456789ab",
         ),
-        cors_origins=["https://app.qa.pat.example"],
-        access_log_retention_days=30,
-        price_class="PriceClass_100",
-        web_acl_arn="arn:aws:wafv2:us-east-1:123456789012:global/webacl/pat/0123abcd-0123-0123-0123-0123456789ab",
-        replication_region=None,
-        domain_names=["files.qa.pat.example"],
-        certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-0123-0123-0123-0123456789ab",
     )
     Template.from_stack(stack).has_resource_properties(
         "AWS::CloudFront::Distribution",
@@ -247,4 +242,4 @@ def test_invalid_cache_and_storage_config_fails_before_synth(
     prod = config.ENVIRONMENTS["prod"]
     updated = {part: dataclasses.replace(getattr(prod, part), **values) for part, values in changes.items()}
     with pytest.raises(config.ConfigError, match=message):
-        dataclasses.replace(prod, **updated).validate()
+        config.validate(dataclasses.replace(prod, **updated))

@@ -52,13 +52,13 @@ def test_limits_fail_in_config_with_the_field_and_the_fix(
     env: config.EnvironmentConfig, field: str, fragment: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        env.validate()
+        config.validate(env)
     assert caught.value.field_name == field
     assert fragment in str(caught.value)
 
 
 def test_a_quota_raised_to_500_admits_the_largest_cluster() -> None:
-    with_cache(shards=83, replicas_per_shard=5, nodes_per_cluster_quota=500).validate()
+    config.validate(with_cache(shards=83, replicas_per_shard=5, nodes_per_cluster_quota=500))
 
 
 def math_alarm_metric_counts(template: dict[str, Any]) -> dict[str, int]:
