@@ -19,6 +19,7 @@ from constructs import Construct
 from pat_constructs import controls
 from pat_constructs.compliance import acknowledge
 from pat_constructs.keys import DataClass, data_key
+from pat_constructs.settings.backup import BackupSettings
 from pat_data.contract import PhysicalNames, managed_policy
 
 BACKUP_REPLICA = DataClass(
@@ -70,14 +71,7 @@ class DataBackup(Construct):
         env_name: str,
         backup_key: kms.IKey,
         resource_arns: Sequence[str],
-        daily_retention_days: int,
-        weekly_retention_days: int | None,
-        monthly_retention_days: int | None,
-        vault_lock: str,
-        lock_min_retention_days: int,
-        lock_max_retention_days: int,
-        copy_region: str | None,
-        copy_retention_days: int,
+        settings: BackupSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.vault = backup.BackupVault(
@@ -86,26 +80,28 @@ class DataBackup(Construct):
             backup_vault_name=vault_name(env_name),
             encryption_key=backup_key,
             lock_configuration=lock_configuration(
-                vault_lock, min_retention_days=lock_min_retention_days, max_retention_days=lock_max_retention_days
+                settings.vault_lock,
+                min_retention_days=settings.lock_min_retention_days,
+                max_retention_days=settings.lock_max_retention_days,
             ),
         )
         copy_to: list[backup.BackupPlanCopyActionProps] = []
-        if copy_region is not None:
+        if settings.copy_region is not None:
             destination = backup.BackupVault.from_backup_vault_arn(
                 self,
                 "DrVault",
-                f"arn:{Aws.PARTITION}:backup:{copy_region}:{Aws.ACCOUNT_ID}:backup-vault:{dr_vault_name(env_name)}",
+                f"arn:{Aws.PARTITION}:backup:{settings.copy_region}:{Aws.ACCOUNT_ID}:backup-vault:{dr_vault_name(env_name)}",
             )
             copy_to.append(
                 backup.BackupPlanCopyActionProps(
-                    destination_backup_vault=destination, delete_after=Duration.days(copy_retention_days)
+                    destination_backup_vault=destination, delete_after=Duration.days(settings.copy_retention_days)
                 )
             )
         # (name, schedule, completion window, retention): weekly and monthly only where config keeps them.
         schedules = (
-            ("daily", events.Schedule.cron(minute="0", hour="1"), 6, daily_retention_days),
-            ("weekly", events.Schedule.cron(minute="0", hour="2", week_day="SUN"), 8, weekly_retention_days),
-            ("monthly", events.Schedule.cron(minute="0", hour="3", day="1"), 12, monthly_retention_days),
+            ("daily", events.Schedule.cron(minute="0", hour="1"), 6, settings.daily_retention_days),
+            ("weekly", events.Schedule.cron(minute="0", hour="2", week_day="SUN"), 8, settings.weekly_retention_days),
+            ("monthly", events.Schedule.cron(minute="0", hour="3", day="1"), 12, settings.monthly_retention_days),
         )
         rules = [
             backup.BackupPlanRule(
@@ -161,9 +157,7 @@ class DrBackupVault(Construct):
         construct_id: str,
         *,
         env_name: str,
-        vault_lock: str,
-        lock_min_retention_days: int,
-        lock_max_retention_days: int,
+        settings: BackupSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = data_key(self, "Key", env_name=env_name, data_class=BACKUP_REPLICA)
@@ -173,6 +167,8 @@ class DrBackupVault(Construct):
             backup_vault_name=dr_vault_name(env_name),
             encryption_key=self.key,
             lock_configuration=lock_configuration(
-                vault_lock, min_retention_days=lock_min_retention_days, max_retention_days=lock_max_retention_days
+                settings.vault_lock,
+                min_retention_days=settings.lock_min_retention_days,
+                max_retention_days=settings.lock_max_retention_days,
             ),
         )

@@ -48,11 +48,28 @@ class PipLocalBundling:
         out = Path(output_dir)
         # An argv list (no shell) running this interpreter's pip against a pinned requirements file.
         subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-             "--platform", LAMBDA_PLATFORM, "--implementation", "cp", "--python-version", self.python_version,
-             "--only-binary=:all:", "--target", str(out), "--requirement", str(self.requirements)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--platform",
+                LAMBDA_PLATFORM,
+                "--implementation",
+                "cp",
+                "--python-version",
+                self.python_version,
+                "--only-binary=:all:",
+                "--target",
+                str(out),
+                "--requirement",
+                str(self.requirements),
+            ],
             check=True,
-        )  # fmt: skip
+        )
         for item in self.include:
             source = self.root / item
             if source.is_dir():

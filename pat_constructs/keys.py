@@ -14,12 +14,27 @@ from pat_data.contract import PhysicalNames
 # Administration without data access, listed action by action (AWS's default administrator statement uses
 # wildcards: `kms:Create*` includes CreateGrant and `kms:Put*` PutKeyPolicy, either of which hands out Decrypt).
 ADMIN_ACTIONS = (
-    "kms:CreateAlias", "kms:DescribeKey", "kms:EnableKey", "kms:EnableKeyRotation", "kms:ListGrants",
-    "kms:ListKeyPolicies", "kms:ListResourceTags", "kms:UpdateAlias", "kms:UpdateKeyDescription", "kms:RevokeGrant",
-    "kms:DisableKey", "kms:DisableKeyRotation", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:DeleteAlias",
-    "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DescribeKey",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+    "kms:RevokeGrant",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:DeleteAlias",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
     "kms:RotateKeyOnDemand",
-)  # fmt: skip
+)
 USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
 # The role CloudFormation deploys with (CDK bootstrap: cdk-<qualifier>-cfn-exec-role-<account>-<region>). It alone

@@ -296,7 +296,7 @@ class PartitionMaintainer:
     @contextmanager
     def _locked(self, conn: Conn) -> Iterator[None]:
         deadline = time.monotonic() + self.lock_wait_seconds
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()[0]:  # type: ignore[index]
+        while conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone() != (True,):
             if time.monotonic() >= deadline:
                 raise PartitionMaintenanceError(
                     f"another partition maintenance run held the lock for {self.lock_wait_seconds:.0f}s: run again"

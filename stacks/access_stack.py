@@ -9,7 +9,8 @@ from constructs import Construct
 
 from pat_constructs.discovery import Discovery
 from pat_constructs.monitoring import topic_arn
-from pat_constructs.pooler import PgBouncerPooler, RdsProxyPooler
+from pat_constructs.pgbouncer import PgBouncerPooler
+from pat_constructs.rds_proxy import RdsProxyPooler
 from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig

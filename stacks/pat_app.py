@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from stacks.access_stack import AccessStack
+from stacks.backup_dr_stack import BackupDrStack
 from stacks.cache_stack import CacheStack
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
+from stacks.edge_monitoring_stack import EdgeMonitoringStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
-from stacks.ops_stack import BackupDrStack, EdgeMonitoringStack, OpsStack
+from stacks.ops_stack import OpsStack
 from stacks.schema_stack import SchemaStack
-from stacks.storage_stack import StorageReplicaStack, StorageStack
+from stacks.storage_replica_stack import StorageReplicaStack
+from stacks.storage_stack import StorageStack
 
 
 @dataclass(frozen=True)

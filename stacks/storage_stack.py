@@ -1,27 +1,15 @@
-"""Pat-<env>-Storage: attachments (bucket + its key + access logs + CloudFront), and in environments that
-replicate, Pat-<env>-StorageReplica in the disaster-recovery region (deployed first: S3 checks the destination)."""
+"""Pat-<env>-Storage: attachments (bucket + its key + access logs + CloudFront); where configured, replicating to
+Pat-<env>-StorageReplica (stacks/storage_replica_stack.py)."""
 
 from __future__ import annotations
 
 from constructs import Construct
 
 from pat_constructs.discovery import Discovery
-from pat_constructs.storage import AttachmentStorage, ReplicaStorage
+from pat_constructs.storage import AttachmentStorage
 from pat_data import contract
 from stacks.base import PatStack
 from stacks.config import EnvironmentConfig
-
-
-class StorageReplicaStack(PatStack):
-    def __init__(self, scope: Construct, *, config: EnvironmentConfig, region: str) -> None:
-        super().__init__(
-            scope,
-            config=config,
-            part="StorageReplica",
-            description=f"attachment replicas in {region} (disaster recovery)",
-            region=region,
-        )
-        self.replica = ReplicaStorage(self, "Replica", env_name=config.name, settings=config.storage)
 
 
 class StorageStack(PatStack):

@@ -24,7 +24,7 @@ from stacks.environments.model import DATA_CLASSIFICATIONS, ENV_NAMES, POOLERS
 if TYPE_CHECKING:
     from stacks.environments.model import EnvironmentConfig
 
-# The only values CloudWatch Logs accepts for RetentionInDays.
+# The only values CloudWatch Logs accepts for RetentionInDays (kept as AWS's one-line table: fmt: skip).
 CLOUDWATCH_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,12 @@ def test_only_config_reads_the_environment_and_context(tmp_path: Path) -> None:
 def test_every_allowed_reader_exists() -> None:
     """An exception for a file that is gone would silently allow its successor: the table names real files only."""
     assert [name for name in lint_layers.READER_RULE.allowed if not (ROOT / name).is_file()] == []
+
+
+def test_make_help_lists_every_public_target() -> None:
+    """`make help` prints targets with a `## description`; a target without one would be invisible to newcomers."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    targets = re.findall(r"^([a-z][a-zA-Z0-9_-]*):(?!=)", makefile, re.M)
+    undocumented = [t for t in targets if not re.search(rf"^{re.escape(t)}:.*## \S", makefile, re.M)]
+    assert targets
+    assert not undocumented, f"add a `## description` to: {undocumented}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pat_constructs.pooler import PGBOUNCER_COMMAND
+from pat_constructs.pgbouncer import PGBOUNCER_COMMAND
 
 
 def test_command_appends_the_readonly_login_then_execs_pgbouncer(tmp_path: Path) -> None:
