@@ -27,9 +27,10 @@ from psycopg import sql
 from pat_data import schema_deploy
 from pat_data.connect import Target, connect
 from pat_data.local import LocalPgBouncer, LocalPostgres
+from pat_data.migrations import flyway_checksum
 from pat_data.schema_deploy import LoginPasswordLockError, LoginSecret, ensure_login_passwords
 from tests.conftest import Synthesized
-from tests.data.conftest import APP_USERS, OWNER, OWNER_PASSWORD, app_connection
+from tests.data.conftest import APP_USERS, MIGRATIONS, OWNER, OWNER_PASSWORD, app_connection
 
 DataTier = tuple[LocalPostgres, LocalPgBouncer]
 # The only rotation this file knows the statements of (aws-samples/aws-secrets-manager-rotation-lambdas,
@@ -272,6 +273,38 @@ def test_readonly_role_cannot_write_any_table_even_in_a_read_write_transaction(
     for role in (OWNER, "pat_app"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), readonly.transaction():
             readonly.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+
+
+V001_CLAIM = "-- Sessions of the read-only role cannot write even where a grant slips through."
+
+
+def test_readonly_is_kept_from_writing_by_grants_alone_whatever_its_session_default(
+    data_tier: DataTier, pat_database: Target
+) -> None:
+    """V001 says pat_readonly "cannot write even where a grant slips through" (its role-level
+    `default_transaction_read_only = on`). That is false: a default is only where a session starts, and any session
+    may run `SET TRANSACTION READ WRITE` (or change its own role's defaults). V007 removed the setting; what refuses
+    the write is the missing grant (42501), never the read-only default (25006).
+
+    V001 keeps the sentence: the engine's checksum is Flyway's, over every line including comments, so correcting it
+    would fail `validate` on every database that applied V001 (docs/architecture.md states the truth instead)."""
+    v001 = (MIGRATIONS / "V001__roles_schema_and_helpers.sql").read_text()
+    assert V001_CLAIM in v001
+    assert flyway_checksum(v001.replace(V001_CLAIM, "-- Corrected.")) != flyway_checksum(v001)
+
+    postgres, _ = data_tier
+    dsn = postgres.dsn(READONLY, APP_USERS[READONLY], pat_database.dbname)
+    # What the role-level setting did: every session starts read-only.
+    with psycopg.connect(dsn, options="-c default_transaction_read_only=on") as conn:
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+        conn.rollback()
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ WRITE")
+            assert conn.execute("SHOW transaction_read_only").fetchone() == ("off",)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                conn.execute("INSERT INTO pat.tags DEFAULT VALUES")
+    assert refused.value.sqlstate == "42501"
+    assert refused.value.diag.message_primary == "permission denied for table tags"
 
 
 def test_password_alignment_logs_the_scram_verifier_never_the_password(
