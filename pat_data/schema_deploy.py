@@ -7,10 +7,11 @@ Lambda prints (metrics from a log line: no PutMetricData call, no monitoring end
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class DeployResult:
     migrate: MigrateResult
     partitions: MaintenanceReport
     passwords_set: list[str]
+    passwords_rotating: list[str] = field(default_factory=list)  # left alone: a rotation of their secret is running
     engine_version: str = ENGINE_VERSION
 
 
@@ -74,27 +76,109 @@ def wait_for_writer(
             delay = min(delay * 2, 20.0)
 
 
-def ensure_login_passwords(owner: Target, logins: Mapping[str, str]) -> list[str]:
-    """Set each role's password to its secret's, only where the secret's password does not already log in.
+@dataclass(frozen=True)
+class LoginSecret:
+    """A login role's secret as Secrets Manager holds it at one moment."""
 
-    Checking first keeps this from fighting Secrets Manager rotation, which changes the password itself. The
-    password is sent as a client-computed SCRAM verifier, so even a statement log never sees it.
+    password: str  # the AWSCURRENT version's
+    # The secret has an AWSPENDING version other than its AWSCURRENT one: a rotation is between createSecret and
+    # finishSecret (or failed there and left its pending version behind).
+    rotating: bool = False
+
+
+@dataclass(frozen=True)
+class PasswordAlignment:
+    changed: list[str]  # roles whose password was set to their secret's
+    rotating: list[str]  # roles left alone because a rotation of their secret is in progress
+
+
+class LoginPasswordLockError(RuntimeError):
+    """Another deploy held the login-password lock for longer than the bounded wait."""
+
+
+# Advisory locks live in one database; every deploy of an environment connects to the same one, so this key
+# serializes them (the migrator's and partition maintenance's keys are other keys).
+LOGIN_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"pat_data.schema_deploy:login_passwords").digest()[:8], "big", signed=True
+)
+LOGIN_LOCK_TIMEOUT = "60s"
+
+
+def _logs_in(owner: Target, role: str, password: str) -> bool:
+    """Whether `password` logs `role` in; other connection errors are raised, not taken for a wrong password."""
+    try:
+        with connect(replace(owner, user=role, password=password, connect_timeout=5)) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate not in AUTH_SQLSTATES and "authentication failed" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def ensure_login_passwords(
+    owner: Target,
+    logins: Mapping[str, str],
+    *,
+    read_secret: Callable[[str], LoginSecret] | None = None,
+    lock_timeout: str = LOGIN_LOCK_TIMEOUT,
+) -> PasswordAlignment:
+    """Set each role's password to its secret's, only where the secret's password does not already log in, and
+    never while a rotation of that secret is in progress.
+
+    `logins` holds the AWSCURRENT passwords read when the deploy started. `read_secret(role)` reads the secret again
+    (AWSCURRENT and whether a rotation is in progress); without it the passwords are taken as they are, with no
+    rotation (the local environment).
+
+    Check-then-set runs under a session advisory lock on the owner connection (bounded wait: `lock_timeout`), so two
+    concurrent deploys cannot both set a password: the second checks after the first has set it, and finds it logs in.
+
+    Secrets Manager's single-user rotation changes the password itself: createSecret stores AWSPENDING, setSecret
+    logs in and sets the database password to it, testSecret logs in with it, finishSecret moves AWSCURRENT to it.
+    Between setSecret and finishSecret the database holds AWSPENDING while AWSCURRENT is the old password; setting
+    AWSCURRENT then would make testSecret fail, or, after testSecret, leave the database on the old password once
+    finishSecret made the new one current. So, only once AWSCURRENT does not log in, the secret is read again:
+    - a rotation is in progress: the role is left alone and reported (`rotating`). The rotation owns the password
+      until finishSecret, which leaves the secret and the database agreeing; accepting AWSPENDING instead would need
+      one more login for the same outcome, and setting it would break clients if the rotation then failed. A
+      rotation that failed and left AWSPENDING behind is the rotation alarm's business: finish or cancel it, and the
+      next deploy aligns the role;
+    - AWSCURRENT changed since the deploy started (a rotation finished meanwhile) and the new one logs in: aligned;
+    - otherwise the role is set to AWSCURRENT as read just now.
+    What remains is the milliseconds between that read and the ALTER ROLE: a rotation that runs createSecret and
+    setSecret inside them fails its testSecret while AWSCURRENT keeps working, and Secrets Manager's next attempt
+    succeeds. The password is sent as a client-computed SCRAM verifier, so even a statement log never sees it.
     """
     changed: list[str] = []
-    for role, password in logins.items():
+    rotating: list[str] = []
+    with connect(owner, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(lock_timeout)))
         try:
-            with connect(replace(owner, user=role, password=password, connect_timeout=5)) as conn:
-                conn.execute("SELECT 1")
-            continue
-        except psycopg.OperationalError as exc:
-            if exc.sqlstate not in AUTH_SQLSTATES and "authentication failed" not in str(exc):
-                raise
-        with connect(owner, autocommit=True) as conn:
-            verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
-        changed.append(role)
-        log.info("login password aligned with its secret", extra={"role": role})
-    return changed
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOGIN_LOCK_KEY,))
+        except psycopg.errors.LockNotAvailable as exc:
+            raise LoginPasswordLockError(
+                f"another schema deploy held the login-password lock (advisory key {LOGIN_LOCK_KEY}) for "
+                f"more than {lock_timeout}: run this deploy again when it has finished"
+            ) from exc
+        conn.execute("RESET lock_timeout")
+        for role, password in logins.items():
+            if _logs_in(owner, role, password):
+                continue
+            secret = read_secret(role) if read_secret else LoginSecret(password)
+            if secret.rotating:
+                rotating.append(role)
+                log.warning("login password left to the rotation in progress", extra={"role": role})
+                continue
+            if secret.password != password and _logs_in(owner, role, secret.password):
+                continue
+            verifier = conn.pgconn.encrypt_password(secret.password.encode(), role.encode(), b"scram-sha-256")
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier.decode()))
+            )
+            changed.append(role)
+            log.info("login password aligned with its secret", extra={"role": role})
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOGIN_LOCK_KEY,))
+    return PasswordAlignment(changed=changed, rotating=rotating)
 
 
 def deploy_schema(
@@ -107,15 +191,21 @@ def deploy_schema(
     deadline: float,
     out_of_order: bool = False,
     now: Callable[[], datetime] = utc_now,
+    read_secret: Callable[[str], LoginSecret] | None = None,
 ) -> DeployResult:
-    """Everything a Create/Update of the custom resource does, in order; raises on the first failure."""
+    """Everything a Create/Update of the custom resource does, in order; raises on the first failure.
+
+    `logins` maps each login role to its secret's AWSCURRENT password; `read_secret` re-reads a secret (see
+    `ensure_login_passwords`)."""
     config = load_config(partitions_file, env)  # validate the config before touching the database
     migrator = Migrator(owner, migrations_dir, out_of_order=out_of_order)
     wait_for_writer(owner, deadline=deadline)
     result = migrator.migrate()
     report = PartitionMaintainer(owner, config, now=now).run()
-    passwords = ensure_login_passwords(owner, logins)
-    return DeployResult(migrate=result, partitions=report, passwords_set=passwords)
+    passwords = ensure_login_passwords(owner, logins, read_secret=read_secret)
+    return DeployResult(
+        migrate=result, partitions=report, passwords_set=passwords.changed, passwords_rotating=passwords.rotating
+    )
 
 
 def maintain_partitions(

@@ -16,14 +16,24 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 
 from pat_data import contract
 from pat_data.connect import Target, target_from_secret
 from pat_data.contract import SchemaMetric as Metric
-from pat_data.schema_deploy import deploy_schema, emf_metrics, maintain_partitions, run_operation, wait_for_writer
+from pat_data.schema_deploy import (
+    LoginSecret,
+    deploy_schema,
+    emf_metrics,
+    maintain_partitions,
+    run_operation,
+    wait_for_writer,
+)
+
+if TYPE_CHECKING:  # boto3-stubs: types only, nothing extra in the Lambda bundle
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[2]
 # Leave this much of the Lambda timeout to report a clean error instead of being killed mid-file.
@@ -69,7 +79,20 @@ class Settings:
 
 
 def _secret(client: Any, arn: str) -> dict[str, Any]:
-    return dict(json.loads(client.get_secret_value(SecretId=arn)["SecretString"]))
+    return dict(json.loads(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]))
+
+
+def _login_secret(client: SecretsManagerClient, arn: str) -> LoginSecret:
+    """A login secret's AWSCURRENT password and whether a rotation is in progress (an AWSPENDING version other than
+    AWSCURRENT's). AWSPENDING is read first: a finishSecret between the two reads then shows as the new password with
+    no rotation, never as the old password with no rotation. Only GetSecretValue, the one action the role has."""
+    try:
+        pending = client.get_secret_value(SecretId=arn, VersionStage="AWSPENDING")["VersionId"]
+    except client.exceptions.ResourceNotFoundException:  # no AWSPENDING label on any version
+        pending = None
+    current = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+    password = str(json.loads(current["SecretString"])["password"])
+    return LoginSecret(password=password, rotating=pending is not None and pending != current["VersionId"])
 
 
 def _owner_target(client: Any, settings: Settings) -> Target:
@@ -112,7 +135,8 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
         return _not_this_bundle(physical_id, requested, bundled)
     try:
         owner = _owner_target(client, settings)
-        logins = {role: _secret(client, arn)["password"] for role, arn in settings.login_secret_arns.items()}
+        arns = settings.login_secret_arns
+        logins = {role: _secret(client, arn)["password"] for role, arn in arns.items()}
         result = deploy_schema(
             owner,
             migrations_dir=settings.root / "schema" / "migrations",
@@ -121,6 +145,7 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
             logins=logins,
             deadline=deadline,
             out_of_order=settings.out_of_order,
+            read_secret=lambda role: _login_secret(client, arns[role]),
         )
     except Exception:
         _emit(settings, {Metric.MIGRATION_FAILURES: 1})
@@ -146,6 +171,7 @@ def on_event(event: Mapping[str, Any], settings: Settings, deadline: float, clie
             "IgnoredFutureVersions": ",".join(result.migrate.future) or "none",
             "EngineVersion": result.engine_version,
             "LoginPasswordsSet": ",".join(result.passwords_set) or "none",
+            "LoginRotationsInProgress": ",".join(result.passwords_rotating) or "none",
         },
     }
 
@@ -169,6 +195,7 @@ def _not_this_bundle(physical_id: str, requested: object, bundled: str) -> dict[
             "IgnoredFutureVersions": "none",
             "EngineVersion": "unchanged",
             "LoginPasswordsSet": "none",
+            "LoginRotationsInProgress": "none",
             "Skipped": "true",
         },
     }

@@ -504,7 +504,7 @@ class Migrator:
 
     def baseline(self, version: str, description: str = BASELINE_DESCRIPTION) -> None:
         """Mark an existing database as being at `version` (only on an empty history)."""
-        parsed = parse_version(version)
+        parse_version(version)  # refuse a malformed version before touching the database
         with self._connection() as conn, self._locked(conn):
             self._ensure_history(conn)
             if self._rows(conn):
@@ -514,7 +514,7 @@ class Migrator:
                     "INSERT INTO {table} (installed_rank, version, description, type, script, checksum, installed_by, "
                     "execution_time, success) VALUES (1, %s, %s, 'BASELINE', %s, NULL, %s, 0, true)"
                 ).format(table=self._table),
-                (format_version(parsed), description, description, self._installed_by(conn)),
+                (version.replace("_", "."), description, description, self._installed_by(conn)),  # as Flyway stores it
             )
 
     def repair(self, *, dry_run: bool = False) -> list[RepairAction]:

@@ -1,7 +1,13 @@
-"""Migration files on disk: Flyway's file-name grammar, checksums, header directives and statement splitting.
+"""Migration files on disk: Flyway's file-name grammar, version equality, checksums, header directives and statement
+splitting.
 
 Checksums are Flyway's (CRC32 over the UTF-8 bytes of each line without its line ending, BOM stripped, as a signed
-32-bit int), so a team could point Flyway at the same history table and directory and it would agree.
+32-bit int), so a team could point Flyway at the same history table and directory and it would agree. Versions
+compare as Flyway's: numerically, part by part, trailing zero parts ignored (`6` == `6.0` == `006`, `1.10` > `1.9`);
+https://documentation.red-gate.com/fd/versioned-migrations-273973333.html ("Each versioned migration must be assigned
+a unique version ... Versions are sorted numerically"), and org.flywaydb.core.api.MigrationVersion, whose parser drops
+trailing zero parts and whose equals() is compareTo() == 0: two files `V6.0__x.sql` and `V006__y.sql` are one version
+to Flyway, which refuses the directory ("Found more than one migration with version 6").
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ DURATION = re.compile(r"^(?P<amount>\d+)(?P<unit>ms|s|min|h)$")
 DIRECTIVES = {"transactional", "lock_timeout", "statement_timeout"}
 IGNORED_FILES = {"README.md"}
 DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+BOM = "\ufeff"
 
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_STATEMENT_TIMEOUT = "15min"
@@ -31,7 +38,12 @@ Version = tuple[int, ...]
 
 
 def parse_version(text: str) -> Version:
-    return tuple(int(part) for part in re.split(r"[._]", text))
+    """Flyway's version: numeric parts split on '.' or '_', trailing zero parts dropped (at least one part kept), so
+    equal versions are equal tuples and tuple order is Flyway's order (`(1, 10) > (1, 9)`, `(1,) < (1, 0, 1)`)."""
+    parts = [int(part) for part in re.split(r"[._]", text)]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def format_version(version: Version) -> str:
@@ -40,7 +52,7 @@ def format_version(version: Version) -> str:
 
 def flyway_checksum(text: str) -> int:
     crc = 0
-    for line in text.removeprefix("\ufeff").splitlines():
+    for line in text.removeprefix(BOM).splitlines():
         crc = zlib.crc32(line.encode("utf-8"), crc)
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
@@ -53,7 +65,7 @@ class MigrationFile:
     version_text: str  # as written in the file name ('_' as '.'), which is what Flyway stores
     description: str
     script: str
-    sql: str
+    sql: str  # the text that runs: as on disk, without a leading UTF-8 byte-order mark
     checksum: int
     transactional: bool
     lock_timeout: str  # default: 5s in a transaction; "0" (only statement_timeout bounds it) outside one
@@ -91,9 +103,13 @@ def read_migration(path: Path) -> MigrationFile:
     if match is None:
         raise MigrationFileError(f"{path.name}: not a valid migration file name: expected {FILE_NAME_HELP}")
     try:
-        sql = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise MigrationFileError(f"{path.name}: not UTF-8 ({exc}): save the file as UTF-8") from exc
+    # Editors on Windows save "UTF-8 with BOM". Flyway strips the mark before parsing and checksumming; so must we,
+    # before the directives are read (a BOM-prefixed `-- pat:transactional=false` is a directive) and before the SQL
+    # is sent (PostgreSQL reads the mark as part of the first token). The checksum never covered it.
+    sql = text.removeprefix(BOM)
     if not split_statements(sql):
         raise MigrationFileError(f"{path.name}: contains no SQL statement")
     directives = _directives(path.name, sql)
@@ -118,18 +134,26 @@ def discover(directory: Path) -> list[MigrationFile]:
     """Every migration in `directory`, ordered by version; refuses bad names and duplicate versions (gaps are fine)."""
     if not directory.is_dir():
         raise MigrationFileError(f"{directory}: migrations directory not found")
-    migrations: dict[Version, MigrationFile] = {}
+    by_version: dict[Version, list[MigrationFile]] = {}
     for path in sorted(directory.iterdir()):
         if path.name.startswith(".") or path.name in IGNORED_FILES or path.is_dir():
             continue
         migration = read_migration(path)
-        if migration.version in migrations:
-            other = migrations[migration.version].script
-            raise MigrationFileError(
-                f"{path.name}: version {migration.version_text} is also used by {other}: give one of them a new version"
-            )
-        migrations[migration.version] = migration
-    return [migrations[version] for version in sorted(migrations)]
+        by_version.setdefault(migration.version, []).append(migration)
+    clashes = [files for files in by_version.values() if len(files) > 1]
+    if clashes:
+        raise MigrationFileError(
+            f"{directory}: {'; '.join(_clash(files) for files in clashes)} (versions compare numerically with trailing "
+            "zero parts ignored, 6 = 6.0 = 006, and Flyway refuses such a directory too): renumber all but one of "
+            "each above the newest version, keeping the name of any that is already applied"
+        )
+    return [by_version[version][0] for version in sorted(by_version)]
+
+
+def _clash(files: list[MigrationFile]) -> str:
+    names = [f.script for f in files]
+    both = "both" if len(names) == 2 else "all"
+    return f"{', '.join(names[:-1])} and {names[-1]} are {both} version {format_version(files[0].version)}"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
   rotated user and changes its own password. The users are derived from the synthesized templates, so a new rotated
   secret is covered without touching this file, and a role setting that blocks the rotation fails here, not at 3 am.
 - pat_readonly is protected by grants alone (no role setting, which would break its rotation).
-- The migrator's password alignment sends SCRAM verifiers, so a statement log never holds a password.
+- The migrator's password alignment sends SCRAM verifiers, so a statement log never holds a password, sets a password
+  at most once however many deploys run it at the same time, and leaves a role alone while its rotation is running.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from pat_data import schema_deploy
 from pat_data.connect import Target, connect
 from pat_data.local import LocalPgBouncer, LocalPostgres
-from pat_data.schema_deploy import ensure_login_passwords
+from pat_data.migrations import flyway_checksum
+from pat_data.schema_deploy import LoginPasswordLockError, LoginSecret, ensure_login_passwords
 from tests.conftest import Synthesized
-from tests.data.conftest import APP_USERS, OWNER, OWNER_PASSWORD, app_connection
+from tests.data.conftest import APP_USERS, MIGRATIONS, OWNER, OWNER_PASSWORD, app_connection
 
 DataTier = tuple[LocalPostgres, LocalPgBouncer]
 # The only rotation this file knows the statements of (aws-samples/aws-secrets-manager-rotation-lambdas,
@@ -270,6 +275,38 @@ def test_readonly_role_cannot_write_any_table_even_in_a_read_write_transaction(
             readonly.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
 
 
+V001_CLAIM = "-- Sessions of the read-only role cannot write even where a grant slips through."
+
+
+def test_readonly_is_kept_from_writing_by_grants_alone_whatever_its_session_default(
+    data_tier: DataTier, pat_database: Target
+) -> None:
+    """V001 says pat_readonly "cannot write even where a grant slips through" (its role-level
+    `default_transaction_read_only = on`). That is false: a default is only where a session starts, and any session
+    may run `SET TRANSACTION READ WRITE` (or change its own role's defaults). V007 removed the setting; what refuses
+    the write is the missing grant (42501), never the read-only default (25006).
+
+    V001 keeps the sentence: the engine's checksum is Flyway's, over every line including comments, so correcting it
+    would fail `validate` on every database that applied V001 (docs/architecture.md states the truth instead)."""
+    v001 = (MIGRATIONS / "V001__roles_schema_and_helpers.sql").read_text()
+    assert V001_CLAIM in v001
+    assert flyway_checksum(v001.replace(V001_CLAIM, "-- Corrected.")) != flyway_checksum(v001)
+
+    postgres, _ = data_tier
+    dsn = postgres.dsn(READONLY, APP_USERS[READONLY], pat_database.dbname)
+    # What the role-level setting did: every session starts read-only.
+    with psycopg.connect(dsn, options="-c default_transaction_read_only=on") as conn:
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+        conn.rollback()
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ WRITE")
+            assert conn.execute("SHOW transaction_read_only").fetchone() == ("off",)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                conn.execute("INSERT INTO pat.tags DEFAULT VALUES")
+    assert refused.value.sqlstate == "42501"
+    assert refused.value.diag.message_primary == "permission denied for table tags"
+
+
 def test_password_alignment_logs_the_scram_verifier_never_the_password(
     data_tier: DataTier, new_database: Callable[[], Target]
 ) -> None:
@@ -285,7 +322,7 @@ def test_password_alignment_logs_the_scram_verifier_never_the_password(
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     log_start = postgres.log.stat().st_size
     try:
-        assert ensure_login_passwords(owner, {role: password}) == [role]
+        assert ensure_login_passwords(owner, {role: password}).changed == [role]
         with psycopg.connect(postgres.dsn(role, password, owner.dbname)) as conn:
             conn.execute("SELECT 1")
         with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
@@ -302,3 +339,107 @@ def test_password_alignment_logs_the_scram_verifier_never_the_password(
     assert statements, f"the ALTER ROLE was not logged (log_statement = all):\n{log[-3000:]}"
     assert all(f"PASSWORD '{stored[0]}'" in line for line in statements), statements
     assert password not in log
+
+
+@pytest.fixture
+def probe_role(new_database: Callable[[], Target]) -> Iterator[tuple[Target, str]]:
+    """A fresh database and a login role without a password, created by its owner like V001's roles."""
+    owner = new_database()
+    role = f"pat_probe_{uuid.uuid4().hex[:8]}"
+    with connect(owner, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        yield owner, role
+    finally:
+        with connect(owner, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def logs_in(owner: Target, role: str, password: str) -> bool:
+    try:
+        with psycopg.connect(replace(owner, user=role, password=password).conninfo(), connect_timeout=5):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_concurrent_alignments_set_a_password_at_most_once(
+    probe_role: tuple[Target, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deploys at once: the check-then-set is serialized by the advisory lock, so the second checks after the
+    first has set the password, finds that it logs in, and sets nothing. The login check is slowed down to hold the
+    check-then-set window open (without the lock both threads set it)."""
+    owner, role = probe_role
+    password = f"probe-{secrets.token_urlsafe(24)}"
+    real_check = schema_deploy._logs_in
+    checks: list[bool] = []
+
+    def slow_check(target: Target, user: str, candidate: str) -> bool:
+        result = real_check(target, user, candidate)
+        checks.append(result)
+        time.sleep(0.5)
+        return result
+
+    monkeypatch.setattr(schema_deploy, "_logs_in", slow_check)
+    start = threading.Barrier(2)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def deploy() -> None:
+        start.wait()
+        try:
+            results.append(ensure_login_passwords(owner, {role: password}).changed)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deploy) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(results) == [[], [role]], "the password was set by both deploys (or by none)"
+    assert checks == [False, True]  # the second check ran after the first deploy's ALTER ROLE
+    assert logs_in(owner, role, password)
+
+
+def test_alignment_waits_for_the_lock_a_bounded_time(probe_role: tuple[Target, str]) -> None:
+    owner, role = probe_role
+    with psycopg.connect(owner.conninfo(), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (schema_deploy.LOGIN_LOCK_KEY,))
+        with pytest.raises(LoginPasswordLockError) as waited:
+            ensure_login_passwords(owner, {role: "never-set"}, lock_timeout="200ms")
+    assert str(waited.value) == (
+        f"another schema deploy held the login-password lock (advisory key {schema_deploy.LOGIN_LOCK_KEY}) for more "
+        "than 200ms: run this deploy again when it has finished"
+    )
+    assert not logs_in(owner, role, "never-set")
+
+
+def test_a_rotation_in_progress_is_not_fought(probe_role: tuple[Target, str]) -> None:
+    """Between the rotation's setSecret and finishSecret the database holds AWSPENDING and AWSCURRENT no longer logs
+    in: the role is reported and left alone, so the rotation's testSecret still logs in with AWSPENDING."""
+    owner, role = probe_role
+    current, pending = "current-password", "pending-password"
+    ensure_login_passwords(owner, {role: current})
+    ensure_login_passwords(owner, {role: pending})  # setSecret
+    reads: list[str] = []
+
+    def read_secret(name: str) -> LoginSecret:
+        reads.append(name)
+        return LoginSecret(password=current, rotating=True)
+
+    alignment = ensure_login_passwords(owner, {role: current}, read_secret=read_secret)
+    assert (alignment.changed, alignment.rotating, reads) == ([], [role], [role])
+    assert logs_in(owner, role, pending)  # testSecret passes
+    assert not logs_in(owner, role, current)
+
+
+def test_a_rotation_finished_since_the_deploy_read_the_secret_is_kept(probe_role: tuple[Target, str]) -> None:
+    """The deploy read AWSCURRENT before finishSecret moved it: the re-read finds the new password logging in."""
+    owner, role = probe_role
+    old, new = "old-password", "new-password"
+    ensure_login_passwords(owner, {role: new})
+    alignment = ensure_login_passwords(owner, {role: old}, read_secret=lambda _: LoginSecret(password=new))
+    assert (alignment.changed, alignment.rotating) == ([], [])
+    assert logs_in(owner, role, new)

@@ -27,6 +27,7 @@ from pat_data.migrations import (
     flyway_checksum,
     split_statements,
 )
+from pat_data.migrations.files import parse_version
 from tests.data.conftest import MIGRATIONS, ROOT
 
 ALL_VERSIONS = [m.version_text for m in discover(MIGRATIONS)]
@@ -277,18 +278,99 @@ def test_bad_file_names_are_refused_with_the_grammar(tmp_path: Path, name: str) 
         discover(tmp_path)
 
 
-def test_duplicate_versions_and_bad_directives_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "V1__first.sql").write_text("SELECT 1;\n")
-    (tmp_path / "V001__again.sql").write_text("SELECT 1;\n")
-    with pytest.raises(MigrationFileError, match=r"V1__first\.sql: version 1 is also used by V001__again\.sql"):
-        discover(tmp_path)
-    (tmp_path / "V1__first.sql").unlink()
+def test_bad_directives_are_refused(tmp_path: Path) -> None:
     (tmp_path / "V001__again.sql").write_text("-- pat:transactional=maybe\nSELECT 1;\n")
     with pytest.raises(MigrationFileError, match="pat:transactional must be true or false"):
         discover(tmp_path)
     (tmp_path / "V001__again.sql").write_text("-- pat:lock_timout=5s\nSELECT 1;\n")
     with pytest.raises(MigrationFileError, match="unknown directive pat:lock_timout"):
         discover(tmp_path)
+
+
+def test_versions_compare_as_flyways_trailing_zero_parts_ignored() -> None:
+    assert parse_version("6") == parse_version("6.0") == parse_version("6.0.0") == parse_version("006") == (6,)
+    assert parse_version("1_2") == parse_version("1.2.0") == (1, 2)
+    assert parse_version("1.10") > parse_version("1.9") > parse_version("1.0.1") > parse_version("1") > (0,)
+    assert parse_version("0.0") == (0,)
+    assert parse_version("2013.01.15.11.35.56") == (2013, 1, 15, 11, 35, 56)
+
+
+CLASHES = {
+    "V006__y.sql and V6.0__x.sql are both version 6": ["V6.0__x.sql", "V006__y.sql"],
+    "V001__again.sql and V1__first.sql are both version 1": ["V1__first.sql", "V001__again.sql"],
+    "V01.2__c.sql, V1.2.0__b.sql and V1_2__a.sql are all version 1.2": ["V1_2__a.sql", "V1.2.0__b.sql", "V01.2__c.sql"],
+}
+
+
+@pytest.mark.parametrize(("clash", "names"), CLASHES.items())
+def test_equal_versions_in_one_directory_are_refused_naming_every_file(
+    tmp_path: Path, clash: str, names: list[str]
+) -> None:
+    for name in names:
+        (tmp_path / name).write_text("SELECT 1;\n")
+    (tmp_path / "V7__unrelated.sql").write_text("SELECT 1;\n")
+    expected = (
+        f"{tmp_path}: {clash} (versions compare numerically with trailing zero parts ignored, 6 = 6.0 = 006, and "
+        "Flyway refuses such a directory too): renumber all but one of each above the newest version, keeping the "
+        "name of any that is already applied"
+    )
+    with pytest.raises(MigrationFileError) as refused:
+        discover(tmp_path)
+    assert str(refused.value) == expected
+
+
+def test_an_applied_version_is_the_same_version_whatever_its_trailing_zeros(
+    new_database: Callable[[], Target], tmp_path: Path
+) -> None:
+    """History rows compare with the files' rule: an applied `6` is the file `V6.0__...`, never a second version."""
+    owner = new_database()
+    (tmp_path / "V1__first.sql").write_text("CREATE TABLE public.first (id int);\n")
+    (tmp_path / "V6__sixth.sql").write_text("CREATE TABLE public.sixth (id int);\n")
+    Migrator(owner, tmp_path).migrate()
+    (tmp_path / "V6__sixth.sql").rename(tmp_path / "V6.0__sixth.sql")
+    (tmp_path / "V6.0.1__patch.sql").write_text("CREATE TABLE public.patch (id int);\n")
+
+    validation = Migrator(owner, tmp_path).validate()
+    assert [m.script for m in validation.pending] == ["V6.0.1__patch.sql"]
+    assert validation.problems == [
+        "V6.0__sixth.sql: version 6 was applied as V6__sixth.sql: rename the file back, or run `repair` to record the "
+        "new name"
+    ]
+    assert [a.script for a in Migrator(owner, tmp_path).repair()] == ["V6.0__sixth.sql"]
+    assert Migrator(owner, tmp_path).migrate().applied == ["6.0.1"]
+    applied = [(version, script) for version, script, _ in history(owner)]
+    assert applied == [("1", "V1__first.sql"), ("6", "V6.0__sixth.sql"), ("6.0.1", "V6.0.1__patch.sql")]
+    assert {row.state for row in Migrator(owner, tmp_path).info()} == {State.SUCCESS}
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_file_saved_with_a_byte_order_mark_runs_and_keeps_its_directives(
+    new_database: Callable[[], Target], migrations: Path
+) -> None:
+    """Before: the mark went to the server (`syntax error at or near "CREATE"` at line 1), and a BOM-prefixed
+    `-- pat:transactional=false` was not read as a directive, so CREATE INDEX CONCURRENTLY ran in a transaction."""
+    owner = new_database()
+    table = "CREATE TABLE pat.bom_probe (id int PRIMARY KEY, name text);\n"
+    index = "-- pat:transactional=false\nCREATE INDEX CONCURRENTLY bom_probe_name_idx ON pat.bom_probe (name);\n"
+    (migrations / f"V{NEXT}__bom_table.sql").write_bytes(BOM + table.encode())
+    (migrations / "V901__bom_concurrent_index.sql").write_bytes(BOM + index.encode())
+
+    files = {m.script: m for m in discover(migrations)}
+    with_bom = files["V901__bom_concurrent_index.sql"]
+    assert not with_bom.transactional
+    assert with_bom.lock_timeout == "0"  # the non-transactional default: the directive was read
+    assert with_bom.sql == index
+    assert with_bom.checksum == flyway_checksum(index)  # unchanged by the mark, as before and as in Flyway
+    assert files[f"V{NEXT}__bom_table.sql"].sql == table
+
+    assert Migrator(owner, migrations).migrate().applied[-2:] == [NEXT, "901"]
+    with connect(owner) as conn:
+        valid = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'pat.bom_probe_name_idx'::regclass"
+        ).fetchone()
+    assert valid == (True,)
 
 
 def test_checksum_ignores_line_endings_and_bom_like_flyway() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import boto3
 import psycopg
 import pytest
 from moto import mock_aws
+from psycopg import sql
 
 from lambdas.schema_migrator import handler as migrator
 from pat_data import contract
@@ -144,6 +146,69 @@ def test_create_applies_everything_sets_login_passwords_and_publishes_metrics(
     again = migrator.handler(deployment.event("Update", old_hash="hash-1"), LambdaContext())
     assert again["Data"]["AppliedVersions"] == "none"
     assert again["Data"]["LoginPasswordsSet"] == "none"  # already matching: rotation is never fought
+
+
+def test_a_rotation_in_progress_is_not_fought_and_a_finished_one_is_kept(deployment: Deployment) -> None:
+    """Secrets Manager's single-user rotation, step by step with moto's staging labels, and a deploy in each window.
+
+    Between setSecret and finishSecret the database holds AWSPENDING while AWSCURRENT is still the old password:
+    a deploy that reset the role to AWSCURRENT there would make testSecret fail (or, after it, leave the database on
+    the old password once finishSecret moved AWSCURRENT)."""
+    migrator.handler(deployment.event("Create"), LambdaContext())
+    client = boto3.client("secretsmanager", region_name="eu-west-1")
+    arn = json.loads(os.environ["LOGIN_SECRET_ARNS"])["pat_app"]
+    current = client.get_secret_value(SecretId=arn)
+    new_password = f"rotated-{deployment.dbname}"
+    secret = {**json.loads(current["SecretString"]), "password": new_password}
+    # createSecret: the new password as AWSPENDING; AWSCURRENT still the old one.
+    pending = client.put_secret_value(SecretId=arn, SecretString=json.dumps(secret), VersionStages=["AWSPENDING"])[
+        "VersionId"
+    ]
+    deploy = migrator.handler(deployment.event("Update", old_hash="hash-1"), LambdaContext())
+    assert (deploy["Data"]["LoginPasswordsSet"], deploy["Data"]["LoginRotationsInProgress"]) == ("none", "none")
+    # setSecret: the rotation logs in as pat_app and sets the pending password.
+    dsn = deployment.postgres.dsn("pat_app", deployment.app_password, deployment.dbname)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER USER pat_app WITH PASSWORD {}").format(sql.Literal(new_password)))
+
+    deploy = migrator.handler(deployment.event("Update", old_hash="hash-2"), LambdaContext())
+    assert (deploy["Data"]["LoginPasswordsSet"], deploy["Data"]["LoginRotationsInProgress"]) == ("none", "pat_app")
+    pending_dsn = deployment.postgres.dsn("pat_app", new_password, deployment.dbname)
+    with psycopg.connect(pending_dsn) as conn:  # testSecret: the pending password still logs in
+        conn.execute("SELECT NOW()")
+
+    # finishSecret: AWSCURRENT moves to the pending version (which keeps its AWSPENDING label here).
+    client.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=pending, RemoveFromVersionId=current["VersionId"]
+    )
+    deploy = migrator.handler(deployment.event("Update", old_hash="hash-3"), LambdaContext())
+    assert (deploy["Data"]["LoginPasswordsSet"], deploy["Data"]["LoginRotationsInProgress"]) == ("none", "none")
+    with psycopg.connect(pending_dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("pat_app",)
+
+
+def test_a_failed_rotation_that_never_set_the_password_leaves_the_role_to_on_call(deployment: Deployment) -> None:
+    """A stale AWSPENDING (a rotation failed before setSecret) while the role's password matches neither version:
+    the deploy still does not reset it, and says so; once the rotation is finished or its AWSPENDING label removed,
+    the next deploy aligns the role with AWSCURRENT."""
+    migrator.handler(deployment.event("Create"), LambdaContext())
+    client = boto3.client("secretsmanager", region_name="eu-west-1")
+    arn = json.loads(os.environ["LOGIN_SECRET_ARNS"])["pat_app"]
+    secret = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+    pending = client.put_secret_value(
+        SecretId=arn, SecretString=json.dumps({**secret, "password": "never-set"}), VersionStages=["AWSPENDING"]
+    )["VersionId"]
+    with psycopg.connect(deployment.postgres.dsn(dbname=deployment.dbname), autocommit=True) as conn:
+        conn.execute("ALTER ROLE pat_app PASSWORD NULL")  # drifted: matches no version of the secret
+
+    deploy = migrator.handler(deployment.event("Update", old_hash="hash-1"), LambdaContext())
+    assert (deploy["Data"]["LoginPasswordsSet"], deploy["Data"]["LoginRotationsInProgress"]) == ("none", "pat_app")
+    client.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=pending)
+    deploy = migrator.handler(deployment.event("Update", old_hash="hash-2"), LambdaContext())
+    assert (deploy["Data"]["LoginPasswordsSet"], deploy["Data"]["LoginRotationsInProgress"]) == ("pat_app", "none")
+    app_dsn = deployment.postgres.dsn("pat_app", deployment.app_password, deployment.dbname)
+    with psycopg.connect(app_dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("pat_app",)
 
 
 def test_delete_never_touches_the_database(deployment: Deployment) -> None:
