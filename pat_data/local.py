@@ -409,6 +409,8 @@ class LocalRedisCluster:
             (node / "redis.conf").write_text(
                 f"port {port}\nbind 127.0.0.1\nprotected-mode yes\ndir {node}\nlogfile {node / 'redis.log'}\n"
                 "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000\n"
+                # A shard without a primary must not take the others down (ElastiCache: docs/aws-facts-data-ops.md).
+                "cluster-require-full-coverage no\n"
                 # A cache: no persistence, like the cache layer expects (PostgreSQL is the source of truth).
                 'appendonly no\nsave ""\n'
                 f"requirepass {self.password}\nmasterauth {self.password}\n"
@@ -481,6 +483,37 @@ class LocalRedisCluster:
         process.kill()
         process.wait(timeout=10)
         return self.ports[index]
+
+    def snapshot(self, index: int) -> Path:
+        """An RDB snapshot of one master, as of now (SAVE), kept aside: `restart(index, snapshot)` brings the node
+        back with exactly this data, the way a failover to a replica that missed later writes does."""
+        node = self.root / f"node-{self.ports[index]}"
+        saved = subprocess.run(
+            [str(REDIS_CLI_BIN), "--no-auth-warning", "-a", self.password, "-p", str(self.ports[index]), "save"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if saved.returncode != 0 or "OK" not in saved.stdout:
+            raise LocalServerError(f"SAVE on node {self.ports[index]} failed: {saved.stdout}{saved.stderr}")
+        kept = node / f"snapshot-{time.monotonic_ns()}.rdb"
+        shutil.copyfile(node / "dump.rdb", kept)
+        return kept
+
+    def restart(self, index: int, snapshot: Path | None = None) -> None:
+        """Start a killed master again (same port, same cluster identity from nodes.conf), loading `snapshot` if
+        given (else empty: the nodes keep nothing on disk), and wait until the cluster is ok."""
+        port = self.ports[index]
+        node = self.root / f"node-{port}"
+        dump = node / "dump.rdb"
+        dump.unlink(missing_ok=True)
+        if snapshot is not None:
+            shutil.copyfile(snapshot, dump)
+        self.processes[index] = subprocess.Popen(
+            [str(REDIS_SERVER_BIN), str(node / "redis.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_for_port(port, 15, node / "redis.log")
+        self.wait_until_ok()
 
     def stop(self, *, remove: bool = True) -> None:
         """Stop every node (our children, or by pidfile for `make local-down`); `remove` deletes the data too."""

@@ -79,7 +79,7 @@ def test_ttls_follow_the_kind_and_none_is_not_cached(cache: Cache) -> None:
 
 def test_schema_version_is_part_of_the_key(redis_cluster: LocalRedisCluster, cache: Cache) -> None:
     cache.set("email", "e3", {"shape": "v1"})
-    newer = Cache(cache.client, namespace=cache.prefix.split(":")[0], schema_version=2)
+    newer = Cache(cache.client, namespace=cache.prefix.split(":")[0], schema_version=3)
     assert newer.get_or_load("email", "e3", lambda: {"shape": "v2"}) == {"shape": "v2"}
     assert cache.get_or_load("email", "e3", lambda: {"shape": "reloaded"}) == {"shape": "v1"}
 

@@ -240,26 +240,14 @@ def test_real_rows_round_trip_with_identical_types(
         assert email["received_at"].tzinfo == ZoneInfo("Asia/Kolkata")
 
 
-class CodecCache(Cache):
-    """Cache with the 2-line change the lead applies to pat_data/cache.py: _encode/_decode call the codec."""
-
-    @staticmethod
-    def _encode(value: Any) -> bytes:
-        return cache_codec.encode(value)
-
-    @staticmethod
-    def _decode(raw: bytes) -> Any:
-        return cache_codec.decode(raw)
-
-
-def test_a_hit_equals_the_miss_once_the_cache_uses_the_codec(
+def test_a_hit_equals_the_miss(
     redis_cluster: LocalRedisCluster, recording_pool: ConnectionPool, tenant: uuid.UUID, email_id: uuid.UUID
 ) -> None:
     client = cluster_client(
         CacheSettings(host="127.0.0.1", port=redis_cluster.ports[0], password=redis_cluster.password, tls=False)
     )
     try:
-        cache = CodecCache(client, namespace=f"codec{uuid.uuid4().hex[:6]}")
+        cache = Cache(client, namespace=f"codec{uuid.uuid4().hex[:6]}")
         db = Database(recording_pool)
         emails, tenants = EmailRepository(db, cache=cache), TenantRepository(db, cache=cache)
         email_miss, settings_miss = emails.get(tenant, email_id), tenants.settings(tenant)
