@@ -198,6 +198,7 @@ class Cache:
         self._pending_tags: dict[str, float] = {}  # tag -> until when to retry its invalidation
         self._recent: deque[tuple[float, str]] = deque(maxlen=replay_limit)  # (when, value key), acknowledged
         self._identities: dict[str, str] = {}  # node name -> run id, as last seen
+        self._slot_owners: dict[int, str] = {}  # slot -> node name, as last seen
         self._worker: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -244,11 +245,23 @@ class Cache:
     # ---- per-node failure handling ----
 
     def _node(self, key: str) -> str | None:
+        """The node owning the key's slot. After a node dies, redis-py may drop it from its slot table; the last owner
+        seen is kept, so the dead node's keys stay bypassed until it answers and has been replayed (a restarted node
+        is reached through redis-py again only after that)."""
+        slot = self.client.keyslot(key)
         try:
-            node: ClusterNode = self.client.get_node_from_key(key)
+            node: ClusterNode | None = self.client.get_node_from_key(key)
         except CACHE_ERRORS:
-            return None
-        return str(node.name)
+            node = None
+        if node is None:
+            return self._slot_owners.get(slot)
+        name = str(node.name)
+        previous = self._slot_owners.get(slot)
+        if previous is not None and previous != name and previous in self._down:
+            # The slot moved (failover) while its old owner was down: the new primary may miss recent deletes too.
+            self._mark_down(name)
+        self._slot_owners[slot] = name
+        return name
 
     def _available(self, key: str) -> bool:
         """False while the key's node is down (from its first error until it answers again AND every recent
