@@ -296,25 +296,31 @@ class EmailRepository:
     ) -> list[dict[str, Any]]:
         """Ranked full-text search (websearch syntax: quotes, OR, -word) over subject, sender and body.
 
-        Ranking is done among the `candidates` newest matches: a common word can match most of a tenant's mail,
-        and ranking all of it costs seconds; people search their mailbox for recent mail.
+        Ranking is done among the `candidates` newest matches of the whole mailbox (no date bound): a common word can
+        match most of a tenant's mail, and ranking all of it costs seconds. `pat.search_email_ids` (V008) finds and
+        ranks them in the owner-only search index, for the tenant set on this transaction; the rows are then read from
+        pat.emails under RLS by (id, received_at), so only the tenant's own, live mail is ever returned, in the
+        function's order. See docs/architecture.md#search.
         """
 
         def attempt() -> list[dict[str, Any]]:
             with self.db.tenant(tenant_id, stale_ok=stale_ok) as conn, conn.cursor(row_factory=dict_row) as cursor:
-                # The tsquery is written inline (not joined from FROM) so the planner folds it to a constant and
-                # estimates from the column's word statistics: date-ordered scan for common words, GIN for rare.
+                hits = cursor.execute(
+                    "SELECT email_id AS id, received_at, rank FROM pat.search_email_ids(%s, %s, %s, %s)",
+                    (text, limit, offset, candidates),
+                ).fetchall()
+                if not hits:
+                    return []
+                # received_at = ANY(constant array) prunes to the partitions of the hits at plan time.
                 cursor.execute(
-                    "SELECT id, received_at, subject, sender, "
-                    "ts_rank_cd(search, websearch_to_tsquery('simple', %(q)s)) AS rank FROM ("
-                    "  SELECT e.id, e.received_at, e.subject, e.sender, e.search FROM pat.emails e"
-                    "  WHERE e.tenant_id = pat.current_tenant_id() AND e.deleted_at IS NULL"
-                    "  AND e.search @@ websearch_to_tsquery('simple', %(q)s)"
-                    "  ORDER BY e.received_at DESC LIMIT %(candidates)s) newest "
-                    "ORDER BY rank DESC, received_at DESC LIMIT %(limit)s OFFSET %(offset)s",
-                    {"q": text, "candidates": candidates, "limit": limit, "offset": offset},
+                    "SELECT id, received_at, subject, sender FROM pat.emails "
+                    "WHERE tenant_id = pat.current_tenant_id() AND deleted_at IS NULL "
+                    "AND id = ANY(%s) AND received_at = ANY(%s)",
+                    ([hit["id"] for hit in hits], sorted({hit["received_at"] for hit in hits})),
                 )
-                return cursor.fetchall()
+                rows = {(row["id"], row["received_at"]): row for row in cursor.fetchall()}
+            found = ((rows.get((hit["id"], hit["received_at"])), hit["rank"]) for hit in hits)
+            return [{**row, "rank": rank} for row, rank in found if row is not None]
 
         return retrying(attempt)
 

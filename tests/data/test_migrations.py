@@ -174,13 +174,13 @@ def test_out_of_order_pending_version_is_refused_unless_allowed(
     new_database: Callable[[], Target], migrations: Path
 ) -> None:
     owner = new_database()
-    (migrations / "V010__later.sql").write_text("CREATE TABLE pat.later (id int PRIMARY KEY);\n")
+    (migrations / "V990__later.sql").write_text("CREATE TABLE pat.later (id int PRIMARY KEY);\n")
     Migrator(owner, migrations).migrate()
-    (migrations / "V008__forgotten.sql").write_text("CREATE TABLE pat.forgotten (id int PRIMARY KEY);\n")
-    with pytest.raises(MigrationValidationError, match=r"V008__forgotten\.sql: version 008 is older than .* 010"):
+    (migrations / "V980__forgotten.sql").write_text("CREATE TABLE pat.forgotten (id int PRIMARY KEY);\n")
+    with pytest.raises(MigrationValidationError, match=r"V980__forgotten\.sql: version 980 is older than .* 990"):
         Migrator(owner, migrations).migrate()
-    assert [r.state for r in Migrator(owner, migrations).info() if r.version == "008"] == [State.OUT_OF_ORDER]
-    assert Migrator(owner, migrations, out_of_order=True).migrate().applied == ["008"]
+    assert [r.state for r in Migrator(owner, migrations).info() if r.version == "980"] == [State.OUT_OF_ORDER]
+    assert Migrator(owner, migrations, out_of_order=True).migrate().applied == ["980"]
 
 
 def test_database_ahead_of_the_files_is_a_no_op_not_a_downgrade(

@@ -17,7 +17,7 @@ from tests.data.conftest import MIGRATIONS, PARTITIONS, app_connection
 
 START = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 DataTier = tuple[LocalPostgres, LocalPgBouncer]
-PARTITIONED = ("emails", "attachments", "email_tags", "workflow_runs", "audit_log")
+PARTITIONED = ("emails", "attachments", "email_tags", "email_search", "workflow_runs", "audit_log")
 
 
 def partitions(owner: Target, table: str) -> list[str]:

@@ -187,15 +187,15 @@ def test_email_updates_are_audited_without_bodies(app: Conn, tenants: Tenants) -
 
 
 def test_full_text_search_finds_the_seeded_email(app: Conn, tenants: Tenants) -> None:
+    # Search reads the owner-only index through pat.search_email_ids (V008 dropped pat.emails.search).
     with app.transaction():
         as_tenant(app, tenants.a)
         found = app.execute(
-            "SELECT subject FROM pat.emails WHERE search @@ websearch_to_tsquery('simple', %s) AND deleted_at IS NULL",
+            "SELECT e.subject FROM pat.search_email_ids(%s, 20) s "
+            "JOIN pat.emails e ON e.id = s.email_id AND e.received_at = s.received_at WHERE e.deleted_at IS NULL",
             ("quarterly invoice",),
         ).fetchall()
-        leaked = app.execute(
-            "SELECT count(*) FROM pat.emails WHERE search @@ websearch_to_tsquery('simple', 'merger')"
-        ).fetchone()
+        leaked = app.execute("SELECT count(*) FROM pat.search_email_ids('merger', 20)").fetchone()
     assert found == [("Quarterly invoice for March",)]
     assert leaked == (0,)  # B's email matches the words but not the tenant
 
