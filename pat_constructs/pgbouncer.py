@@ -151,7 +151,9 @@ class PgBouncerPooler(Construct):
                 "DB_PORT": str(endpoint.port),
                 "AUTH_TYPE": "scram-sha-256",
                 "POOL_MODE": "transaction",
-                "MAX_PREPARED_STATEMENTS": str(settings.max_prepared_statements),
+                # Prepared statements stay off on every pooled path (psycopg's prepare_threshold=None, as RDS Proxy
+                # needs): 0 makes PgBouncer refuse protocol-level ones instead of tracking them (its default is 200).
+                "MAX_PREPARED_STATEMENTS": "0",
                 "DEFAULT_POOL_SIZE": str(settings.default_pool_size),
                 "MAX_CLIENT_CONN": str(settings.max_client_conn),
                 "SERVER_TLS_SSLMODE": "verify-full",

@@ -1,10 +1,12 @@
 """Tenant-scoped repositories over psycopg 3 pools (PgBouncer / RDS Proxy friendly) with read-through caching.
 
 Every call is one transaction that starts with `set_config('app.tenant_id', ..., true)` (transaction-local, so it
-never leaks through a transaction-mode pooler and never pins an RDS Proxy session) and runs as `pat_app`, so the
-database's row-level security decides what a tenant sees. Transient failures (connection lost, admin shutdown, a
-failover's read-only writer, serialization failure, deadlock) are retried with jittered back-off for idempotent
-operations only; everything else raises.
+never leaks through a transaction-mode pooler) and runs as `pat_app`, so the database's row-level security decides
+what a tenant sees. Pooled paths send no session state: no temporary tables, no prepared statements, no cursors, no
+session `SET` (tests/data/test_pooled_statements.py records what each path sends; see its docstring for what AWS
+says about `set_config` and RDS Proxy pinning). Reads are one round trip (`Database.read`). Transient failures
+(connection lost, admin shutdown, a failover's read-only writer, serialization failure, deadlock) are retried with
+jittered back-off for idempotent operations only; everything else raises.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import sql
+from psycopg import ClientCursor, sql
 from psycopg.rows import TupleRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -72,6 +74,9 @@ def retrying(
     raise AssertionError("unreachable")
 
 
+TENANT_SCOPE = "SELECT set_config('app.tenant_id', %s, true), set_config('app.actor', %s, true)"
+
+
 @dataclass
 class Database:
     """The writer pool, and optionally a reader pool for reads that tolerate replica lag."""
@@ -84,11 +89,41 @@ class Database:
         """One transaction scoped to `tenant_id` (RLS) with `actor` recorded by the audit trigger."""
         pool = self.reader if stale_ok and self.reader is not None else self.writer
         with pool.connection() as conn, conn.transaction():
-            conn.execute(
-                "SELECT set_config('app.tenant_id', %s, true), set_config('app.actor', %s, true)",
-                (str(tenant_id), actor),
-            )
+            conn.execute(TENANT_SCOPE, (str(tenant_id), actor))
             yield conn
+
+    def read(
+        self,
+        tenant_id: uuid.UUID | str,
+        query: sql.Composable,
+        params: Sequence[object] = (),
+        *,
+        stale_ok: bool = False,
+        actor: str = "app",
+    ) -> list[dict[str, Any]]:
+        """One tenant-scoped SELECT in ONE round trip: `set_config(...); <query>` sent as a single simple-protocol
+        message (client-side binding with psycopg's quoting), which the server runs as one implicit transaction.
+
+        The server parses, plans and runs the two statements in order, so the tenant is set before the query is
+        planned: RLS and `pat.current_tenant_id()` see it (tests/data/test_repositories.py checks isolation through
+        this path). The setting is transaction-local and ends with the implicit transaction. No BEGIN/COMMIT round
+        trips, no prepared statement (the simple protocol has none), nothing left on the server connection.
+        `query` takes positional `%s` parameters only.
+        """
+        pool = self.reader if stale_ok and self.reader is not None else self.writer
+        statement = sql.SQL("{}; {}").format(sql.SQL(TENANT_SCOPE), query)
+        with pool.connection() as conn:
+            # Per call (a client-side flag, no round trip): the pool's connections keep autocommit off for tenant().
+            conn.autocommit = True
+            try:
+                with ClientCursor(conn, row_factory=dict_row) as cursor:
+                    cursor.execute(statement, (str(tenant_id), actor, *params))
+                    if not cursor.nextset():
+                        raise AssertionError("the tenant-scoped query returned no result set")
+                    return cursor.fetchall()
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +171,41 @@ EMAIL_COLUMNS = (
     "status",
     "spam_score",
 )
+# Ingest sends one array per column; recipients (text[] per email) travel as jsonb, since SQL arrays of arrays must
+# be rectangular.
+INGEST_ARRAYS = (
+    ("id", "uuid"),
+    ("received_at", "timestamptz"),
+    ("message_id", "text"),
+    ("idempotency_key", "text"),
+    ("sender", "text"),
+    ("recipients", "jsonb"),
+    ("subject", "text"),
+    ("text_body", "text"),
+    ("html_body", "text"),
+    ("headers", "jsonb"),
+    ("metadata", "jsonb"),
+    ("size_bytes", "int8"),
+    ("status", "text"),
+    ("spam_score", "numeric"),
+)
+INGEST_STATEMENT = sql.SQL(
+    "WITH batch AS MATERIALIZED ("
+    "  SELECT * FROM unnest({arrays}) AS b ({names})),"
+    " claimed AS ("
+    "  INSERT INTO pat.email_idempotency_keys (tenant_id, idempotency_key, email_id, received_at)"
+    "  SELECT pat.current_tenant_id(), idempotency_key, id, received_at FROM batch"
+    "  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING email_id)"
+    " INSERT INTO pat.emails (tenant_id, {columns})"
+    " SELECT pat.current_tenant_id(), b.id, b.received_at, b.message_id, b.idempotency_key, b.sender,"
+    "  ARRAY(SELECT jsonb_array_elements_text(b.recipients)), b.subject, b.text_body, b.html_body, b.headers,"
+    "  b.metadata, b.size_bytes, b.status, b.spam_score"
+    " FROM batch b JOIN claimed c ON c.email_id = b.id"
+).format(
+    arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(kind)) for _, kind in INGEST_ARRAYS),
+    names=sql.SQL(", ").join(sql.Identifier(name) for name, _ in INGEST_ARRAYS),
+    columns=sql.SQL(", ").join(sql.Identifier(name) for name, _ in INGEST_ARRAYS),
+)
 SUMMARY = (
     "id, tenant_id, received_at, message_id, sender, recipients, subject, status, spam_score, size_bytes, metadata, "
     "created_at, updated_at"
@@ -154,76 +224,67 @@ class EmailRepository:
         return f"{tenant_id}:{email_id}"
 
     def ingest(self, tenant_id: uuid.UUID | str, emails: Sequence[NewEmail], *, actor: str = "ingest") -> IngestResult:
-        """Batched COPY into a staging table, then claim idempotency keys and insert only the winners.
+        """One statement per batch: claim the idempotency keys, insert only the winners.
 
-        Idempotent as a whole (a retried batch inserts nothing twice), so it is retried on transient errors.
+        The batch travels as one array per column and `unnest()` turns it back into rows (no temporary table, which
+        would pin an RDS Proxy session, and one pass instead of COPY + claim + INSERT). The claim is
+        `INSERT ... ON CONFLICT DO NOTHING` into the ledger: a key already claimed (an earlier batch, a duplicate
+        inside this batch, or a concurrent ingest of the same batch, which waits on the ledger's unique index and
+        then loses) returns no row, so its email is not inserted. RLS's WITH CHECK applies to both inserts (tenant
+        from `set_config` in the same transaction). The ledger trigger (V009, statement-level) still verifies that
+        every inserted email owns its key. Idempotent as a whole, so it is retried on transient errors.
         """
         if not emails:
             return IngestResult(0, 0)
-        rows = [
-            (
-                uuid.uuid4(),
-                e.received_at,
-                e.message_id,
-                e.idempotency_key,
-                e.sender,
-                list(e.recipients),
-                e.subject,
-                e.text_body,
-                e.html_body,
-                Jsonb(dict(e.headers)),
-                Jsonb(dict(e.metadata)),
-                e.size_bytes,
-                e.status,
-                e.spam_score,
-            )
-            for e in emails
-        ]
-        columns = sql.SQL(", ").join(map(sql.Identifier, EMAIL_COLUMNS))
+        columns: dict[str, list[Any]] = {name: [] for name, _ in INGEST_ARRAYS}
+        for e in emails:
+            columns["id"].append(uuid.uuid4())
+            columns["received_at"].append(e.received_at)
+            columns["message_id"].append(e.message_id)
+            columns["idempotency_key"].append(e.idempotency_key)
+            columns["sender"].append(e.sender)
+            columns["recipients"].append(Jsonb(list(e.recipients)))
+            columns["subject"].append(e.subject)
+            columns["text_body"].append(e.text_body)
+            columns["html_body"].append(e.html_body)
+            columns["headers"].append(Jsonb(dict(e.headers)))
+            columns["metadata"].append(Jsonb(dict(e.metadata)))
+            columns["size_bytes"].append(e.size_bytes)
+            columns["status"].append(e.status)
+            columns["spam_score"].append(e.spam_score)
+        params = [columns[name] for name, _ in INGEST_ARRAYS]
 
         def attempt() -> int:
             with self.db.tenant(tenant_id, actor=actor) as conn:
-                conn.execute(
-                    "CREATE TEMP TABLE ingest_staging ON COMMIT DROP AS "
-                    "SELECT id, received_at, message_id, idempotency_key, sender, recipients, subject, text_body, "
-                    "html_body, headers, metadata, size_bytes, status, spam_score, false AS claimed "
-                    "FROM pat.emails WITH NO DATA"
-                )
-                with conn.cursor().copy(sql.SQL("COPY ingest_staging ({}) FROM STDIN").format(columns)) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                conn.execute(
-                    "WITH claimed AS ("
-                    "  INSERT INTO pat.email_idempotency_keys (tenant_id, idempotency_key, email_id, received_at)"
-                    "  SELECT pat.current_tenant_id(), idempotency_key, id, received_at FROM ingest_staging"
-                    "  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING email_id)"
-                    " UPDATE ingest_staging s SET claimed = true FROM claimed c WHERE s.id = c.email_id"
-                )
-                cursor = conn.execute(
-                    sql.SQL(
-                        "INSERT INTO pat.emails (tenant_id, {columns}) "
-                        "SELECT pat.current_tenant_id(), {columns} FROM ingest_staging WHERE claimed"
-                    ).format(columns=columns)
-                )
-                return cursor.rowcount
+                return conn.execute(INGEST_STATEMENT, params).rowcount
 
         inserted = retrying(attempt)
         return IngestResult(inserted=inserted, duplicates=len(emails) - inserted)
 
-    def get(self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str) -> dict[str, Any] | None:
-        def load() -> dict[str, Any] | None:
-            def attempt() -> dict[str, Any] | None:
-                with self.db.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cursor:
-                    cursor.execute(
-                        # The explicit tenant condition lets the primary key (tenant_id, id, received_at) find the
-                        # row; RLS alone adds it as a security-barrier filter the index cannot use.
-                        f"SELECT {SUMMARY}, text_body FROM pat.emails "  # noqa: S608
-                        "WHERE tenant_id = pat.current_tenant_id() AND id = %s AND deleted_at IS NULL",
-                        (email_id,),
-                    )
-                    return cursor.fetchone()
+    def get(
+        self, tenant_id: uuid.UUID | str, email_id: uuid.UUID | str, *, received_at: datetime | None = None
+    ) -> dict[str, Any] | None:
+        """One email, or None (another tenant's, deleted, or unknown).
 
-            return retrying(attempt)
+        Pass `received_at` whenever the caller has it (every page and search row carries it): the query then names
+        the partition key, so the planner keeps ONE monthly partition instead of planning all of them, which is most
+        of a pooled read's cost without prepared statements. Without it every partition is planned (correct, slower):
+        ids are random UUIDs, so nothing bounds the month. The cache key is the id alone, so both forms share it.
+        """
+
+        def load() -> dict[str, Any] | None:
+            # The explicit tenant condition lets the primary key (tenant_id, id, received_at) find the row; RLS alone
+            # adds it as a security-barrier filter the index cannot use.
+            conditions = [sql.SQL("tenant_id = pat.current_tenant_id() AND id = %s AND deleted_at IS NULL")]
+            params: list[object] = [email_id]
+            if received_at is not None:
+                conditions.append(sql.SQL("received_at = %s"))
+                params.append(received_at)
+            query = sql.SQL("SELECT {summary}, text_body FROM pat.emails WHERE {conditions}").format(
+                summary=sql.SQL(SUMMARY), conditions=sql.SQL(" AND ").join(conditions)
+            )
+            rows = retrying(lambda: self.db.read(tenant_id, query, params))
+            return rows[0] if rows else None
 
         if self.cache is None:
             return load()
@@ -248,8 +309,10 @@ class EmailRepository:
         conditions = [sql.SQL("e.deleted_at IS NULL")]
         params: list[object] = []
         if after is not None:
-            conditions.append(sql.SQL("(e.received_at, e.id) < (%s, %s)"))
-            params += [after[0], after[1]]
+            # The plain bound is redundant with the row comparison but names the partition key, so partitions newer
+            # than the cursor are pruned at plan time (a row comparison prunes nothing).
+            conditions.append(sql.SQL("e.received_at <= %s AND (e.received_at, e.id) < (%s, %s)"))
+            params += [after[0], after[0], after[1]]
         if status is not None:
             conditions.append(sql.SQL("e.status = %s"))
             params.append(status)
@@ -275,12 +338,7 @@ class EmailRepository:
         ).format(conditions=sql.SQL(" AND ").join(conditions))
         params.append(limit)
 
-        def attempt() -> list[dict[str, Any]]:
-            with self.db.tenant(tenant_id, stale_ok=stale_ok) as conn, conn.cursor(row_factory=dict_row) as cursor:
-                cursor.execute(query, params)
-                return cursor.fetchall()
-
-        items = retrying(attempt)
+        items = retrying(lambda: self.db.read(tenant_id, query, params, stale_ok=stale_ok))
         cursor = (items[-1]["received_at"], items[-1]["id"]) if len(items) == limit else None
         return Page(items=items, next_cursor=cursor)
 

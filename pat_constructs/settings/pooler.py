@@ -44,8 +44,6 @@ class PgBouncerSettings:
     default_pool_size: int = 40
     # Client connections one task accepts.
     max_client_conn: int = 2000
-    # Above 0 so psycopg's prepared statements work in transaction pooling.
-    max_prepared_statements: int = 200
     # Below the NLB's fixed 350 s idle timeout, so idle pooled flows are kept alive instead of silently dropped.
     tcp_keepidle_seconds: int = 240
     # Target CPU of the scaling policy (PgBouncer is single-threaded: scale out early).

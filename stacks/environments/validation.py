@@ -275,12 +275,6 @@ def _validate_database(env: EnvironmentConfig) -> None:  # noqa: PLR0912 - one f
             bouncer.tcp_keepidle_seconds,
             f"must be below the NLB idle timeout ({NLB_IDLE_TIMEOUT_SECONDS} s)",
         )
-    if bouncer.max_prepared_statements <= 0:
-        fail(
-            "database.pgbouncer.max_prepared_statements",
-            bouncer.max_prepared_statements,
-            "must be > 0 so psycopg's prepared statements work in transaction pooling",
-        )
     if not 1 <= bouncer.min_tasks <= bouncer.max_tasks:
         fail("database.pgbouncer.min_tasks", bouncer.min_tasks, f"allowed: 1 up to max_tasks ({bouncer.max_tasks})")
     if env.is_prod and db.pooler == "pgbouncer" and bouncer.min_tasks < 2:

@@ -277,3 +277,99 @@ def test_reader_split_and_attachments(
         assert cdn.download_url(tenant, digest) == f"https://d111.cloudfront.net/tenants/{tenant}/{digest}"
     with pytest.raises(ValueError, match="64 lower-case hex"):
         AttachmentLinks.key(tenant, "xyz")
+
+
+def test_two_concurrent_ingests_of_the_same_batch_store_exactly_one_copy(
+    app_pool: ConnectionPool, tenant: uuid.UUID
+) -> None:
+    """The idempotency drill: both calls race on the ledger's unique index; the loser inserts nothing."""
+    import threading
+
+    repo = EmailRepository(Database(app_pool))
+    batch = emails("drill", 1000)
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def ingest() -> None:
+        start.wait()
+        results.append(repo.ingest(tenant, batch))
+
+    threads = [threading.Thread(target=ingest) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.inserted for r in results) == [0, 1000]
+    assert sum(r.duplicates for r in results) == 1000
+    first = repo.page(tenant, limit=500)
+    assert len(first.items) + len(repo.page(tenant, limit=500, after=first.next_cursor).items) == 1000
+
+
+def test_no_pat_app_insert_skips_the_ledger(
+    data_tier: DataTier, pat_database: Target, app_pool: ConnectionPool, tenant: uuid.UUID
+) -> None:
+    """V009's statement-level trigger: a raw INSERT claims its key, and fails when the key belongs to another email."""
+    db = Database(app_pool)
+    raw = (
+        "INSERT INTO pat.emails (tenant_id, received_at, message_id, idempotency_key, sender, recipients, size_bytes) "
+        "VALUES (pat.current_tenant_id(), %s, 'm', %s, 's@x.test', '{r@x.test}', 1) RETURNING id"
+    )
+    with db.tenant(tenant) as conn:
+        row = conn.execute(raw, (START, "raw-1")).fetchone()
+        assert row is not None
+        claimed = conn.execute(
+            "SELECT email_id FROM pat.email_idempotency_keys WHERE idempotency_key = 'raw-1'"
+        ).fetchone()
+    assert claimed == (row[0],)  # the raw insert claimed its key
+    with pytest.raises(psycopg.errors.UniqueViolation), db.tenant(tenant) as conn:
+        conn.execute(raw, (START + timedelta(days=40), "raw-1"))  # another month: only the ledger can refuse it
+    with db.tenant(tenant) as conn:  # a key claimed for a different email id
+        conn.execute(
+            "INSERT INTO pat.email_idempotency_keys (tenant_id, idempotency_key, email_id, received_at) "
+            "VALUES (pat.current_tenant_id(), 'raw-2', gen_random_uuid(), %s)",
+            (START,),
+        )
+    with pytest.raises(psycopg.errors.UniqueViolation), db.tenant(tenant) as conn:
+        conn.execute(raw, (START, "raw-2"))
+    with pytest.raises(psycopg.errors.UniqueViolation), db.tenant(tenant) as conn:
+        conn.execute(  # one statement, two emails, one key, different months
+            "INSERT INTO pat.emails (tenant_id, received_at, message_id, idempotency_key, sender, recipients, "
+            "size_bytes) SELECT pat.current_tenant_id(), t, 'm', 'raw-3', 's@x.test', '{r@x.test}', 1 "
+            "FROM unnest(%s::timestamptz[]) t",
+            ([START, START + timedelta(days=40)],),
+        )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.tenant(tenant) as conn:
+        conn.execute("ALTER TABLE pat.emails DISABLE TRIGGER emails_claim_idempotency_keys")
+
+
+def test_get_with_received_at_plans_one_partition_and_keeps_the_tenant_boundary(
+    app_pool: ConnectionPool, pat_database: Target
+) -> None:
+    from psycopg import sql
+
+    repo = EmailRepository(Database(app_pool))
+    a, b = (uuid.uuid4(), uuid.uuid4())
+    with connect(pat_database) as conn:
+        for tenant_id in (a, b):
+            conn.execute(
+                "INSERT INTO pat.tenants (id, slug, name) VALUES (%s, %s, 'x')", (tenant_id, f"g-{tenant_id.hex[:12]}")
+            )
+    now = datetime.now(UTC).replace(microsecond=0)
+    repo.ingest(a, emails("prune", 3, start=now - timedelta(days=1)))
+    item = repo.page(a, limit=1).items[0]
+    found = repo.get(a, item["id"], received_at=item["received_at"])
+    assert found is not None
+    assert found["id"] == item["id"]
+    assert repo.get(a, item["id"], received_at=item["received_at"] + timedelta(seconds=1)) is None
+    assert repo.get(b, item["id"], received_at=item["received_at"]) is None  # RLS through the one-round-trip path
+    assert repo.get(b, item["id"]) is None
+    plan = Database(app_pool).read(
+        a,
+        sql.SQL(
+            "EXPLAIN SELECT id FROM pat.emails WHERE tenant_id = pat.current_tenant_id() AND id = %s "
+            "AND received_at = %s"
+        ),
+        (item["id"], item["received_at"]),
+    )
+    text = "\n".join(row["QUERY PLAN"] for row in plan)
+    assert text.count(" on emails_") == 1, text

@@ -147,7 +147,7 @@ def test_pgbouncer_service_uses_secrets_tls_and_an_internal_nlb(
     assert "@sha256:" in bouncer["Image"]
     environment = {e["Name"]: e["Value"] for e in bouncer["Environment"]}
     assert environment["POOL_MODE"] == "transaction"
-    assert int(environment["MAX_PREPARED_STATEMENTS"]) > 0
+    assert environment["MAX_PREPARED_STATEMENTS"] == "0"  # prepared statements are off on every pooled path
     assert int(environment["TCP_KEEPIDLE"]) < 350
     assert environment["SERVER_TLS_SSLMODE"] == "verify-full"
     assert environment["CLIENT_TLS_SSLMODE"] == "require"
