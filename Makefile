@@ -122,7 +122,7 @@ local-reset: $(STAMPS)/python ## stop the local environment and wipe it
 seed: local ## sample tenants, emails, tags, attachments into the local env (SEED_ARGS="--tenants 5 --emails 20000")
 	$(PY) -m scripts.local_env seed $(SEED_ARGS)
 
-bench: local ## benchmark the local environment -> docs/benchmarks.md + .json (QUICK=1: < 60 s smoke)
+bench: local ## benchmark the local environment -> docs/benchmarks.md + .json (QUICK=1: small sizes, ~2 min)
 	$(PY) -m scripts.bench $(if $(QUICK),--quick) --out docs
 
 clean: ## remove cdk.out and the tool caches (not .venv, node_modules or .stamps)

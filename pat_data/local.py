@@ -145,6 +145,14 @@ def _require_postgres() -> str:
     return probe.stdout.split()[-1].split(".")[0]  # "postgres (PostgreSQL) 17.9" -> "17"
 
 
+DEFAULT_SETTINGS = {
+    "fsync": "off",
+    "max_connections": "300",
+    "shared_buffers": "256MB",
+    "log_min_messages": "warning",
+}
+
+
 @dataclass
 class LocalPostgres:
     """A private PostgreSQL cluster (Aurora's version) with SCRAM password auth on a free loopback port."""
@@ -152,6 +160,9 @@ class LocalPostgres:
     root: Path
     password: str = "local-superuser-password"
     port: int = field(default_factory=free_port)
+    # Server settings passed on the command line (they override postgresql.conf and ALTER SYSTEM, so a setting such
+    # as fsync changes only through `restart(settings=...)`). fsync off trades durability for speed locally.
+    settings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 
     @property
     def data_dir(self) -> Path:
@@ -206,7 +217,7 @@ class LocalPostgres:
         _own(self.root)
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
-            "-c fsync=off -c max_connections=300 -c shared_buffers=256MB -c log_min_messages=warning"
+            + " ".join(f"-c {name}={value}" for name, value in self.settings.items())
         )
         subprocess.run(
             _as_service_user(
@@ -237,6 +248,18 @@ class LocalPostgres:
                 check=False,
                 capture_output=True,
             )
+
+    def restart(self, settings: dict[str, str] | None = None) -> LocalPostgres:
+        """Stop (fast: open sessions are cut) and start again; `settings` (merged over DEFAULT_SETTINGS) replace the
+        current ones, None keeps them. `restart({"fsync": "on"})` runs durable, `restart({})` as `make local` does.
+
+        fsync and full_page_writes are sighup settings, but the server gets them on its command line, which wins over
+        postgresql.conf and ALTER SYSTEM: a reload would not change them. The bench measures with fsync on this way.
+        """
+        self.stop()
+        if settings is not None:
+            self.settings = {**DEFAULT_SETTINGS, **settings}
+        return self.start()
 
 
 @dataclass
