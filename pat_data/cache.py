@@ -473,14 +473,12 @@ class Cache:
         if down or not self._apply(key):
             with self._lock:
                 self._pending[key] = _Pending(key, self.clock() + self._gen_ttl())
-            self._ensure_worker()
-            return
-        with self._lock:
-            self._recent.append((self.clock(), key))
         self._ensure_worker()
 
     def _apply(self, key: str) -> bool:
-        """Bump the generation and drop the value; True once the node acknowledged it."""
+        """Set a fresh generation and drop the value; True once the node acknowledged it. Every acknowledged
+        application (first try, retry or replay) is remembered for the replay window: an acknowledgment is exactly
+        what a later restart from older data can undo."""
         try:
             self._script(_INVALIDATE, key, uuid.uuid4().hex, self._gen_ttl())
         except CACHE_ERRORS as exc:
@@ -488,6 +486,7 @@ class Cache:
             return False
         with self._lock:
             self._pending.pop(key, None)
+            self._recent.append((self.clock(), key))
         return True
 
     def invalidate_tag(self, tag: str) -> int:

@@ -24,7 +24,7 @@ import pytest
 from psycopg.rows import Row
 from psycopg_pool import ConnectionPool
 
-from pat_data import cache_codec
+from pat_data import cache_codec, repositories
 from pat_data.cache import Cache, CacheSettings, cluster_client
 from pat_data.connect import Target, connect, pool, target_from_dsn
 from pat_data.local import LocalPgBouncer, LocalPostgres, LocalRedisCluster
@@ -87,6 +87,22 @@ class RecordingCursor(psycopg.Cursor[Row]):
         if columns and any(column.name != "set_config" for column in columns):
             RecordingCursor.seen.append((str(args[0])[:60], columns))
         return self
+
+
+class RecordingClientCursor(psycopg.ClientCursor[Row]):
+    """The same, for Database.read's one-message reads (client-side binding; the query is the second result)."""
+
+    def nextset(self) -> bool | None:
+        found = super().nextset()
+        columns = tuple(self.description or ())
+        if found and columns and any(column.name != "set_config" for column in columns):
+            RecordingCursor.seen.append(("Database.read", columns))
+        return found
+
+
+@pytest.fixture(autouse=True)
+def record_one_message_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repositories, "ClientCursor", RecordingClientCursor)
 
 
 def python_types(adapters: psycopg.adapt.AdaptersMap, oid: int) -> tuple[str, tuple[type, ...]]:
