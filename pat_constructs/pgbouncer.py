@@ -152,7 +152,8 @@ class PgBouncerPooler(Construct):
                 "AUTH_TYPE": "scram-sha-256",
                 "POOL_MODE": "transaction",
                 # Prepared statements stay off on every pooled path (psycopg's prepare_threshold=None, as RDS Proxy
-                # needs): 0 makes PgBouncer refuse protocol-level ones instead of tracking them (its default is 200).
+                # needs): 0 turns PgBouncer's prepared-statement tracking off, which 1.24.0 turned on by default
+                # (200; https://www.pgbouncer.org/changelog.html 1.24.0, pgbouncer PR #1144).
                 "MAX_PREPARED_STATEMENTS": "0",
                 "DEFAULT_POOL_SIZE": str(settings.default_pool_size),
                 "MAX_CLIENT_CONN": str(settings.max_client_conn),
