@@ -148,7 +148,7 @@ def _require_postgres() -> str:
 DEFAULT_SETTINGS = {
     "fsync": "off",
     "max_connections": "300",
-    "shared_buffers": "256MB",
+    "shared_buffers": "4GB",
     "log_min_messages": "warning",
 }
 

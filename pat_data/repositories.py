@@ -1,10 +1,11 @@
 """Tenant-scoped repositories over psycopg 3 pools (PgBouncer / RDS Proxy friendly) with read-through caching.
 
-Every call is one transaction that starts with `set_config('app.tenant_id', ..., true)` (transaction-local, so it
-never leaks through a transaction-mode pooler) and runs as `pat_app`, so the database's row-level security decides
-what a tenant sees. Pooled paths send no session state: no temporary tables, no prepared statements, no cursors, no
-session `SET` (tests/data/test_pooled_statements.py records what each path sends; see its docstring for what AWS
-says about `set_config` and RDS Proxy pinning). Reads are one round trip (`Database.read`). Transient failures
+Every call is one transaction that starts with `SELECT pat.set_request_context(<tenant>, <actor>)` (V011: it sets
+`app.tenant_id` and `app.actor` transaction-locally, so nothing leaks through a transaction-mode pooler) and runs as
+`pat_app`, so the database's row-level security decides what a tenant sees. Pooled paths send no session state: no
+temporary tables, no prepared statements, no cursors, no `SET` or `set_config` (a client's set_config pins an RDS
+Proxy session; a function call does not: tests/data/test_pooled_statements.py quotes AWS and records what each path
+sends). Reads are one round trip (`Database.read`). Transient failures
 (connection lost, admin shutdown, a failover's read-only writer, serialization failure, deadlock) are retried with
 jittered back-off for idempotent operations only; everything else raises.
 """
@@ -74,7 +75,9 @@ def retrying(
     raise AssertionError("unreachable")
 
 
-TENANT_SCOPE = "SELECT set_config('app.tenant_id', %s, true), set_config('app.actor', %s, true)"
+# A function call, not the client's own set_config: RDS Proxy pins a session on set_config, not on a function call
+# (V011 quotes AWS's page).
+TENANT_SCOPE = "SELECT pat.set_request_context(%s, %s)"
 
 
 @dataclass
@@ -101,8 +104,9 @@ class Database:
         stale_ok: bool = False,
         actor: str = "app",
     ) -> list[dict[str, Any]]:
-        """One tenant-scoped SELECT in ONE round trip: `set_config(...); <query>` sent as a single simple-protocol
-        message (client-side binding with psycopg's quoting), which the server runs as one implicit transaction.
+        """One tenant-scoped SELECT in ONE round trip: `SELECT pat.set_request_context(...); <query>` sent as a
+        single simple-protocol message (client-side binding with psycopg's quoting), which the server runs as one
+        implicit transaction.
 
         The server parses, plans and runs the two statements in order, so the tenant is set before the query is
         planned: RLS and `pat.current_tenant_id()` see it (tests/data/test_repositories.py checks isolation through
@@ -231,8 +235,8 @@ class EmailRepository:
         `INSERT ... ON CONFLICT DO NOTHING` into the ledger: a key already claimed (an earlier batch, a duplicate
         inside this batch, or a concurrent ingest of the same batch, which waits on the ledger's unique index and
         then loses) returns no row, so its email is not inserted. RLS's WITH CHECK applies to both inserts (tenant
-        from `set_config` in the same transaction). The ledger trigger (V009, statement-level) still verifies that
-        every inserted email owns its key. Idempotent as a whole, so it is retried on transient errors.
+        from `pat.set_request_context` in the same transaction). The ledger trigger (V009, statement-level) still
+        verifies that every inserted email owns its key. Idempotent as a whole, so it is retried on transient errors.
         """
         if not emails:
             return IngestResult(0, 0)

@@ -538,7 +538,7 @@ class Bench:
     def read_split(self, starts: Sequence[tuple[datetime, uuid.UUID] | None]) -> Report:
         """Where a pooled read's time goes: planning and execution of its statements (EXPLAIN ANALYZE, through the
         pooler, prepared statements off: every call is planned), the round trips one call makes (ReadyForQuery
-        messages in a libpq trace: the pool's check, BEGIN, set_config, the query, COMMIT...), and what one round
+        messages in a libpq trace: the pool's check, BEGIN, the tenant scope, the query, COMMIT...), and what one round
         trip through the pooler costs (`SELECT 1`)."""
         tenant = self.read_tenant
         assert tenant is not None
@@ -583,20 +583,20 @@ class Bench:
         recorded: list[tuple[sql.Composable, Params | None]] = []
 
         class Recording(psycopg.Cursor[TupleRow]):
-            """Records what the repository executes (the tenant's set_config and the pool's empty check aside)."""
+            """Records what the repository executes (the tenant scope and the pool's empty check aside)."""
 
             def execute(self, *args: Any, **kwargs: Any) -> Recording:
                 query, params = args[0], args[1] if len(args) > 1 else kwargs.get("params")
                 if isinstance(query, str | sql.Composable):
                     statement = query if isinstance(query, sql.Composable) else sql.SQL(query)
                     text = statement.as_string(self.connection).strip()
-                    if text and not text.startswith("SELECT set_config("):
+                    if text and not text.startswith("SELECT pat.set_request_context("):
                         recorded.append((statement, params))
                 super().execute(*args, **kwargs)
                 return self
 
         class RecordingDatabase(Database):
-            """Records the query of each one-message read (Database.read sends `set_config; <query>` itself)."""
+            """Records the query of each one-message read (Database.read sends `<tenant scope>; <query>` itself)."""
 
             def read(
                 self, tenant_id: uuid.UUID | str, query: sql.Composable, params: Sequence[object] = (), **options: Any
@@ -1082,8 +1082,8 @@ def markdown(report: Report) -> str:
         "",
         "Where a pooled call's time goes: planning and execution of its statements (EXPLAIN (ANALYZE, SUMMARY) "
         "through the pooler in the same kind of transaction), the round trips one call makes (ReadyForQuery messages "
-        "in a libpq trace: pool check, BEGIN, set_config, the query, COMMIT) and one `SELECT 1` round trip through "
-        f"the pooler: p50 {shown(report, 'read_split.select1_round_trip_ms.p50', 'ms')}.",
+        "in a libpq trace: pool check, BEGIN, the tenant scope, the query, COMMIT) and one `SELECT 1` round trip "
+        f"through the pooler: p50 {shown(report, 'read_split.select1_round_trip_ms.p50', 'ms')}.",
         "",
         "| call | p50 ms | statements | round trips | round trips x SELECT 1 p50 (ms) | planning p50 ms | "
         "execution p50 ms |",

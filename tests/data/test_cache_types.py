@@ -77,14 +77,14 @@ EXPECTED_OIDS = {
 
 
 class RecordingCursor(psycopg.Cursor[Row]):
-    """Records the result columns of every statement that returns rows (the tenant scoping set_config aside)."""
+    """Records the result columns of every statement that returns rows (the tenant scope aside)."""
 
     seen: ClassVar[list[tuple[str, tuple[psycopg.Column, ...]]]] = []
 
     def execute(self, *args: Any, **kwargs: Any) -> RecordingCursor[Row]:
         super().execute(*args, **kwargs)
         columns = tuple(self.description or ())
-        if columns and any(column.name != "set_config" for column in columns):
+        if columns and any(column.name != "set_request_context" for column in columns):
             RecordingCursor.seen.append((str(args[0])[:60], columns))
         return self
 
@@ -95,7 +95,7 @@ class RecordingClientCursor(psycopg.ClientCursor[Row]):
     def nextset(self) -> bool | None:
         found = super().nextset()
         columns = tuple(self.description or ())
-        if found and columns and any(column.name != "set_config" for column in columns):
+        if found and columns and any(column.name != "set_request_context" for column in columns):
             RecordingCursor.seen.append(("Database.read", columns))
         return found
 

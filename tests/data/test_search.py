@@ -144,6 +144,20 @@ def test_fast_path_returns_the_same_top_20_as_the_plain_query(app: Conn, mailbox
     assert search(app, mailboxes.a, query, candidates=100000) == reference(app, mailboxes.a, query, candidates=100000)
 
 
+def test_the_pinned_set_takes_both_search_paths(pat_database: Target, mailboxes: Mailboxes) -> None:
+    """So the comparison above covers the date walk and the GIN path alike (V010), and the function uses the rule."""
+    with connect(pat_database) as owner:
+        paths = {
+            query: owner.execute(
+                "SELECT pat.email_search_path(%s, websearch_to_tsquery('simple', %s), 1000)", (mailboxes.a, query)
+            ).fetchall()[0][0]
+            for query in QUERIES
+        }
+        source = owner.execute("SELECT prosrc FROM pg_proc WHERE proname = 'search_email_ids'").fetchall()[0][0]
+    assert set(paths.values()) == {"walk", "index"}, paths
+    assert "pat.email_search_path(tenant, q, candidates)" in source
+
+
 def test_the_pinned_set_has_common_and_rare_terms(app: Conn, mailboxes: Mailboxes) -> None:
     counts = {q: len(reference(app, mailboxes.a, q, limit=100000, candidates=100000)) for q in ("w0", "w150")}
     assert counts["w0"] > 1000  # more matches than candidates: the candidate window matters
@@ -208,7 +222,15 @@ def test_security_definer_functions_pin_search_path_and_custom_plans(pat_databas
                 "'email_search_on_delete') AND prosecdef AND proowner = 'pat_owner'::regrole"
             ).fetchall()
         )
-    assert rows["search_email_ids"] == ["search_path=pg_catalog, pat", "plan_cache_mode=force_custom_plan"]
+    assert rows["search_email_ids"] == [
+        "search_path=pg_catalog, pat",
+        "plan_cache_mode=force_custom_plan",
+        "jit=off",
+        # Restores both after the call: the function turns one of them off transaction-locally to pick its path.
+        "enable_seqscan=on",
+        "enable_bitmapscan=on",
+        "enable_indexscan=on",
+    ]
     for trigger in ("email_search_on_insert", "email_search_on_update", "email_search_on_delete"):
         assert rows[trigger] == ["search_path=pg_catalog, pat"]
 
@@ -259,35 +281,78 @@ def nodes(plan: dict) -> Iterator[dict]:
         yield from nodes(child)
 
 
-def test_the_functions_query_uses_both_conditions_as_index_conditions(pat_database: Target) -> None:
-    """EXPLAIN the function's own query (read from pg_proc) for a rare term, planned as the function plans it.
+def test_the_function_takes_the_gin_index_for_rare_words_and_the_date_walk_for_common_ones(
+    pat_database: Target,
+) -> None:
+    """V010: the path comes from a sample of the tenant's newest mail (pat.email_search_path), and each path's plan
+    (the function's own query, read from pg_proc, planned with the setting the function sets) has the shape chosen:
+    the GIN index with both the tenant and the match as index conditions, or the date-ordered index walked newest
+    first with the match as a filter. Under forced RLS on pat.emails `@@` is only ever a Filter.
 
-    The index rows are written by the owner straight into pat.email_search (30K mail-sized rows for each of two
-    tenants, a size at which the planner prefers the index on its own): under forced RLS `@@` is only ever a Filter.
+    The index rows are written by the owner straight into pat.email_search: 30K mail-sized rows for each of two
+    tenants, one word in every row, one in every thousandth; and a third tenant with 500 rows.
     """
-    tenant, other = uuid.uuid4(), uuid.uuid4()
+    tenant, other, small = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     with connect(pat_database) as owner:
         owner.execute(
             "INSERT INTO pat.email_search (tenant_id, email_id, received_at, search) "
             "SELECT t, gen_random_uuid(), now() - interval '90 days' - g * interval '1 minute', "
             "to_tsvector('simple', (SELECT string_agg('f' || (g * k) %% 3001, ' ') FROM generate_series(1, 40) k) "
-            "|| CASE WHEN g %% 1000 = 0 THEN ' rareword' ELSE '' END) "
-            "FROM generate_series(1, 30000) g, unnest(%s::uuid[]) t",
-            ([tenant, other],),
+            "|| ' everyword' || CASE WHEN g %% 1000 = 0 THEN ' rareword' ELSE '' END) "
+            "FROM unnest(%s::uuid[]) t, generate_series(1, CASE WHEN t = %s THEN 500 ELSE 30000 END) g",
+            ([tenant, other, small], small),
         )
         owner.execute("ANALYZE pat.email_search")
+
+        def path(who: uuid.UUID, words: str) -> str:
+            row = owner.execute(
+                "SELECT pat.email_search_path(%s, websearch_to_tsquery('simple', %s), 1000)", (who, words)
+            ).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        assert path(tenant, "rareword") == "index"  # 30 matches: no walk meets 1000 of them
+        assert path(tenant, "everyword") == "walk"  # the newest 1000 rows are the answer
+        assert path(tenant, "everyword rareword") == "index"
+        assert path(small, "rareword") == "walk"  # the sample read the whole mailbox
         source = owner.execute("SELECT prosrc FROM pg_proc WHERE proname = 'search_email_ids'").fetchone()
         assert source is not None
         body = re.search(r"RETURN QUERY\s+(.*?);\s*END", str(source[0]), re.S)
         assert body is not None
         query = re.sub(r"\b(tenant|query|candidates|max_results|skip)\b", r"%(\1)s", body[1])
-        values = {"tenant": tenant, "query": "rareword", "candidates": 1000, "max_results": 20, "skip": 0}
-        plan = list(nodes(explain(owner, query, values)))
-        owner.execute("DELETE FROM pat.email_search WHERE tenant_id = ANY(%s)", ([tenant, other],))
-    default = [n for n in plan if "email_search_default" in (n.get("Relation Name", "") + n.get("Index Name", ""))]
-    conditions = [n["Index Cond"] for n in default if "Index Cond" in n]
-    assert any("tenant_id =" in cond and "@@" in cond for cond in conditions), default
-    assert not any("Filter" in n for n in default), default
+        query = re.sub(r"\bq\b", "websearch_to_tsquery('simple', %(query)s)", query)
+        plans = {}
+        for setting, words in (("enable_indexscan", "rareword"), ("enable_bitmapscan", "everyword")):
+            values = {"tenant": tenant, "query": words, "candidates": 1000, "max_results": 20, "skip": 0}
+            with owner.transaction():
+                owner.execute(
+                    "SELECT set_config('enable_seqscan', 'off', true), set_config(%s, 'off', true)", (setting,)
+                )
+                plans[setting] = [
+                    n
+                    for n in nodes(explain(owner, query, values))
+                    if "email_search_default" in n.get("Relation Name", "") + n.get("Index Name", "")
+                ]
+        owner.execute("DELETE FROM pat.email_search WHERE tenant_id = ANY(%s)", ([tenant, other, small],))
+    index_path = plans["enable_indexscan"]  # the function's 'index' path
+    conditions = [n["Index Cond"] for n in index_path if "Index Cond" in n]
+    assert any("tenant_id =" in cond and "@@" in cond for cond in conditions), index_path
+    assert not any("Filter" in n for n in index_path), index_path
+    walk = plans["enable_bitmapscan"]  # the function's 'walk' path
+    assert [n["Node Type"] for n in walk] == ["Index Scan"], walk
+    assert walk[0]["Index Name"].endswith("tenant_id_received_at_email_id_idx"), walk
+    assert walk[0]["Scan Direction"] == "Forward", walk
+    assert "tenant_id =" in walk[0]["Index Cond"], walk
+    assert "@@" in walk[0]["Filter"], walk
+
+
+def test_the_search_path_rule_is_not_callable_by_the_app_roles(pat_database: Target) -> None:
+    with connect(pat_database) as owner:
+        rows = owner.execute(
+            "SELECT r.rolname, has_function_privilege(r.oid, 'pat.email_search_path(uuid, tsquery, integer)', "
+            "'EXECUTE') FROM pg_roles r WHERE r.rolname IN ('pat_app', 'pat_readonly')"
+        ).fetchall()
+    assert dict(rows) == {"pat_app": False, "pat_readonly": False}
 
 
 def test_the_migration_backfills_existing_mail_under_forced_rls(
