@@ -53,7 +53,7 @@ from psycopg_pool import ConnectionPool
 
 from pat_data.cache import Cache, CacheSettings, cluster_client
 from pat_data.connect import pool, target_from_dsn
-from pat_data.local import LocalPostgres
+from pat_data.local import LocalPostgres, local_env_settings
 from pat_data.repositories import Conn, Database, EmailRepository, NewEmail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -789,7 +789,7 @@ class Bench:
 def local_postgres(settings: dict[str, str]) -> LocalPostgres | None:
     """The `make local` server behind these settings, if this machine runs it (its port and data directory)."""
     port = target_from_dsn(settings["PAT_LOCAL_APP_DIRECT_DSN"]).port
-    candidate = LocalPostgres(ROOT / ".local" / "postgres", port=port)
+    candidate = LocalPostgres(ROOT / ".local" / "postgres", port=port, settings=local_env_settings())
     return candidate if candidate.is_running() else None
 
 

@@ -22,7 +22,13 @@ from pathlib import Path
 import psycopg
 
 from pat_data.connect import pool, target_from_dsn
-from pat_data.local import LocalPgBouncer, LocalPostgres, LocalRedisCluster, create_owner_database
+from pat_data.local import (
+    LocalPgBouncer,
+    LocalPostgres,
+    LocalRedisCluster,
+    create_owner_database,
+    local_env_settings,
+)
 from pat_data.partitions import PartitionMaintainer, load_config
 from pat_data.repositories import Database, EmailRepository, NewEmail, add_attachment
 from pat_data.schema_deploy import deploy_schema
@@ -38,7 +44,7 @@ PARTITION_ENV = "dev"
 
 
 def servers() -> tuple[LocalPostgres, LocalPgBouncer, LocalRedisCluster]:
-    postgres = LocalPostgres(LOCAL / "postgres", port=POSTGRES_PORT)
+    postgres = LocalPostgres(LOCAL / "postgres", port=POSTGRES_PORT, settings=local_env_settings())
     bouncer = LocalPgBouncer(LOCAL / "pgbouncer", postgres, dict(PASSWORDS), port=PGBOUNCER_PORT, pool_size=40)
     redis = LocalRedisCluster(LOCAL / "redis", ports=list(REDIS_PORTS), maxmemory_mb=256)
     return postgres, bouncer, redis

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from psycopg.rows import Row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from pat_data import cache_codec, repositories
@@ -144,9 +145,7 @@ def tenant(pat_database: Target) -> uuid.UUID:
             "INSERT INTO pat.tenants (slug, name, plan, settings) VALUES (%s, 'Typed Ltd', 'team', %s) RETURNING id",
             (
                 f"typed-{uuid.uuid4().hex[:8]}",
-                psycopg.types.json.Jsonb(
-                    {"theme": "dark", "$t": "uuid", "limits": {"daily": 5000, "ratio": 0.25}, "flags": [True, None]}
-                ),
+                Jsonb({"theme": "dark", "$t": "uuid", "limits": {"daily": 5000, "ratio": 0.25}, "flags": [True, None]}),
             ),
         ).fetchone()
     assert row is not None
