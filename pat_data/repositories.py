@@ -80,6 +80,26 @@ def retrying(
 TENANT_SCOPE = "SELECT pat.set_request_context(%s, %s)"
 
 
+class SchemaBehindCodeError(RuntimeError):
+    """This pat_data needs a migration the database has not had: the deploy order was code first, schema second."""
+
+
+@contextmanager
+def _schema_required() -> Iterator[None]:
+    """Turn 'function pat.set_request_context does not exist' into the operator's fix (docs/migrations.md)."""
+    try:
+        yield
+    except psycopg.errors.UndefinedFunction as exc:
+        if "set_request_context" not in str(exc):
+            raise
+        raise SchemaBehindCodeError(
+            "pat.set_request_context(text, text) does not exist in this database: its schema is older than this "
+            "pat_data (it needs V011). Apply the migrations first (`cdk deploy` of the data tier runs them; "
+            "`scripts/patops --env <env> migrations plan` lists what is pending), then roll out this code: "
+            "docs/migrations.md, 'Schema first, then the code that needs it'."
+        ) from exc
+
+
 @dataclass
 class Database:
     """The writer pool, and optionally a reader pool for reads that tolerate replica lag."""
@@ -92,7 +112,8 @@ class Database:
         """One transaction scoped to `tenant_id` (RLS) with `actor` recorded by the audit trigger."""
         pool = self.reader if stale_ok and self.reader is not None else self.writer
         with pool.connection() as conn, conn.transaction():
-            conn.execute(TENANT_SCOPE, (str(tenant_id), actor))
+            with _schema_required():
+                conn.execute(TENANT_SCOPE, (str(tenant_id), actor))
             yield conn
 
     def read(
@@ -120,7 +141,7 @@ class Database:
             # Per call (a client-side flag, no round trip): the pool's connections keep autocommit off for tenant().
             conn.autocommit = True
             try:
-                with ClientCursor(conn, row_factory=dict_row) as cursor:
+                with ClientCursor(conn, row_factory=dict_row) as cursor, _schema_required():
                     cursor.execute(statement, (str(tenant_id), actor, *params))
                     if not cursor.nextset():
                         raise AssertionError("the tenant-scoped query returned no result set")

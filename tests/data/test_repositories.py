@@ -4,7 +4,7 @@ the Redis cluster for read-through caching."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,20 +14,25 @@ import boto3
 import psycopg
 import pytest
 from moto import mock_aws
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from pat_data.cache import Cache, CacheSettings, cluster_client
 from pat_data.connect import Target, connect, pool, target_from_dsn
 from pat_data.local import LocalPgBouncer, LocalPostgres, LocalRedisCluster
+from pat_data.migrations import Migrator
+from pat_data.migrations.files import discover
 from pat_data.repositories import (
     AttachmentLinks,
     Database,
     EmailRepository,
     NewEmail,
+    SchemaBehindCodeError,
     TenantRepository,
     add_attachment,
     retrying,
 )
+from tests.data.conftest import MIGRATIONS
 
 DataTier = tuple[LocalPostgres, LocalPgBouncer]
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -373,3 +378,25 @@ def test_get_with_received_at_plans_one_partition_and_keeps_the_tenant_boundary(
     )
     text = "\n".join(row["QUERY PLAN"] for row in plan)
     assert text.count(" on emails_") == 1, text
+
+
+def test_code_ahead_of_the_schema_gets_the_deploy_order_not_a_missing_function(
+    data_tier: DataTier, new_database: Callable[[], Target]
+) -> None:
+    """Every tenant-scoped call starts with pat.set_request_context (V011). Against a schema without it (application
+    code rolled out before the data tier's migration ran) the error says what to do, for both kinds of call."""
+    _, bouncer = data_tier
+    owner = new_database()
+    Migrator(owner, [f for f in discover(MIGRATIONS) if f.script < "V011"]).migrate()
+    older = pool(target_from_dsn(bouncer.dsn("pat_app", owner.dbname), pooled=True), min_size=1, max_size=1)
+    try:
+        db = Database(older)
+        tenant_id = uuid.uuid4()
+        with pytest.raises(SchemaBehindCodeError, match=r"needs V011\).*migrations plan.*Schema first"):
+            db.read(tenant_id, sql.SQL("SELECT 1"))
+        with pytest.raises(SchemaBehindCodeError, match="needs V011"), db.tenant(tenant_id) as conn:
+            conn.execute("SELECT 1")
+        Migrator(owner, discover(MIGRATIONS)).migrate()
+        assert db.read(tenant_id, sql.SQL("SELECT pat.current_tenant_id()")) == [{"current_tenant_id": tenant_id}]
+    finally:
+        older.close()

@@ -107,6 +107,44 @@ def test_no_tenant_set_sees_nothing(app: Conn, tenants: Tenants) -> None:
             assert app.execute(f"SELECT count(*) FROM pat.{table}").fetchone() == (0,), table
 
 
+@pytest.mark.parametrize("role", ["pat_app", "pat_readonly"])
+def test_the_request_context_function_gives_the_same_boundary(
+    data_tier: tuple[LocalPostgres, LocalPgBouncer], pat_database: Target, tenants: Tenants, role: str
+) -> None:
+    """Production scopes a transaction with pat.set_request_context (V011), not set_config: the guarantees above hold
+    on that path too, for both app roles: a tenant reads and changes only its own rows, and no tenant (NULL or '')
+    means no rows at all."""
+    with app_connection(data_tier, pat_database, role) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pat.set_request_context(%s, 'user:rc')", (str(tenants.a),))
+            assert {row[0] for row in conn.execute("SELECT tenant_id FROM pat.emails").fetchall()} == {tenants.a}
+            assert conn.execute("SELECT count(*) FROM pat.emails WHERE id = %s", (tenants.email_b,)).fetchone() == (0,)
+            assert conn.execute("SELECT id FROM pat.tenants").fetchall() == [(tenants.a,)]
+        for unset in (None, ""):
+            with conn.transaction():
+                conn.execute("SELECT pat.set_request_context(%s, 'user:rc')", (unset,))
+                for table in ("emails", "users", "tenants", "tags", "workflows", "audit_log"):
+                    assert conn.execute(f"SELECT count(*) FROM pat.{table}").fetchone() == (0,), (unset, table)
+        with conn.transaction():
+            conn.execute("SELECT pat.set_request_context(%s, 'user:rc')", (str(tenants.a),))
+            if role == "pat_readonly":
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("UPDATE pat.emails SET status = 'read'")
+            else:
+                changed = conn.execute("UPDATE pat.emails SET status = 'read' WHERE id = %s", (tenants.email_b,))
+                assert changed.rowcount == 0
+        if role == "pat_app":
+            with conn.transaction():
+                conn.execute("SELECT pat.set_request_context(%s, 'user:rc')", (str(tenants.a),))
+                # A savepoint, so the scope set above is the one the rejected INSERT ran under.
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level"), conn.transaction():
+                    insert_email(conn, tenants.b, subject="planted", key="planted-rc")
+        with conn.transaction():
+            conn.execute("SELECT pat.set_request_context(%s, 'user:rc')", (str(tenants.b),))
+            status = conn.execute("SELECT status FROM pat.emails WHERE id = %s", (tenants.email_b,)).fetchone()
+        assert status == ("received",)  # B's row untouched
+
+
 def test_the_tenant_setting_does_not_leak_to_the_next_transaction(app: Conn, tenants: Tenants) -> None:
     with app.transaction():
         as_tenant(app, tenants.a)

@@ -321,36 +321,145 @@ def test_the_function_takes_the_gin_index_for_rare_words_and_the_date_walk_for_c
         assert path(tenant, "rareword") == "index"  # 30 matches: no walk meets 1000 of them
         assert path(tenant, "everyword") == "walk"  # the newest 1000 rows are the answer
         assert path(tenant, "everyword rareword") == "index"
-        assert path(small, "rareword") == "walk"  # the sample read the whole mailbox
+        assert path(small, "rareword") == "all"  # the sample read the whole mailbox: the walk is complete
         source = owner.execute("SELECT prosrc FROM pg_proc WHERE proname = 'search_email_ids'").fetchone()
         assert source is not None
-        body = re.search(r"RETURN QUERY\s+(.*?);\s*END", str(source[0]), re.S)
+        body = re.search(r".*RETURN QUERY\s+(.*?);\s*END\s*$", str(source[0]), re.S)  # the last one: the GIN path
         assert body is not None
         query = re.sub(r"\b(tenant|query|candidates|max_results|skip)\b", r"%(\1)s", body[1])
         query = re.sub(r"\bq\b", "websearch_to_tsquery('simple', %(query)s)", query)
+        walk_body = re.search(r"SELECT array_agg\(.*?INTO ids, dates, ranks\s+(FROM .*?);", str(source[0]), re.S)
+        assert walk_body is not None
+        walk_query = "SELECT w.email_id " + re.sub(r"\bwalk_budget\b", "120000", walk_body[1])
+        walk_query = re.sub(r"\b(tenant|candidates)\b", r"%(\1)s", walk_query)
+        walk_query = re.sub(r"\bq\b", "websearch_to_tsquery('simple', %(query)s)", walk_query)
         plans = {}
-        for setting, words in (("enable_indexscan", "rareword"), ("enable_bitmapscan", "everyword")):
+        for setting, words, text in (
+            ("enable_indexscan", "rareword", query),
+            ("enable_bitmapscan", "everyword", walk_query),
+        ):
             values = {"tenant": tenant, "query": words, "candidates": 1000, "max_results": 20, "skip": 0}
             with owner.transaction():
                 owner.execute(
                     "SELECT set_config('enable_seqscan', 'off', true), set_config(%s, 'off', true)", (setting,)
                 )
-                plans[setting] = [
-                    n
-                    for n in nodes(explain(owner, query, values))
-                    if "email_search_default" in n.get("Relation Name", "") + n.get("Index Name", "")
-                ]
+                plans[setting] = list(nodes(explain(owner, text, values)))
         owner.execute("DELETE FROM pat.email_search WHERE tenant_id = ANY(%s)", ([tenant, other, small],))
-    index_path = plans["enable_indexscan"]  # the function's 'index' path
+
+    def scans(plan: list[dict]) -> list[dict]:
+        return [n for n in plan if "email_search_default" in n.get("Relation Name", "") + n.get("Index Name", "")]
+
+    index_path = scans(plans["enable_indexscan"])  # the function's 'index' path
     conditions = [n["Index Cond"] for n in index_path if "Index Cond" in n]
     assert any("tenant_id =" in cond and "@@" in cond for cond in conditions), index_path
     assert not any("Filter" in n for n in index_path), index_path
-    walk = plans["enable_bitmapscan"]  # the function's 'walk' path
+    walk = scans(plans["enable_bitmapscan"])  # the function's 'walk' path
     assert [n["Node Type"] for n in walk] == ["Index Scan"], walk
     assert walk[0]["Index Name"].endswith("tenant_id_received_at_email_id_idx"), walk
     assert walk[0]["Scan Direction"] == "Forward", walk
     assert "tenant_id =" in walk[0]["Index Cond"], walk
-    assert "@@" in walk[0]["Filter"], walk
+    assert "Filter" not in walk[0], walk  # every row of the budget is read, matching or not ...
+    # ... and the match is tested above the budget's LIMIT, so the walk stops at the budget (V012).
+    budget = [n for n in plans["enable_bitmapscan"] if "@@" in n.get("Filter", "")]
+    assert [n["Node Type"] for n in budget] == ["Subquery Scan"], budget
+    assert budget[0]["Plans"][0]["Node Type"] == "Limit", budget
+
+
+# Index use in the current transaction (pg_stat_get_xact_*: counted per backend, flushed only after the transaction):
+# scans of the GIN index, and entries read from the date-ordered index, over every partition.
+INDEX_USE = (
+    "SELECT coalesce(sum(pg_stat_get_xact_numscans(i.inhrelid)) FILTER (WHERE i.inhparent = %(gin)s::regclass), 0), "
+    "coalesce(sum(pg_stat_get_xact_tuples_returned(i.inhrelid)) FILTER (WHERE i.inhparent = %(date)s::regclass), 0) "
+    "FROM pg_inherits i WHERE i.inhparent IN (%(gin)s::regclass, %(date)s::regclass)"
+)
+INDEXES = {"gin": "pat.email_search_tenant_search_idx", "date": "pat.email_search_tenant_received_idx"}
+CALLER = {  # what the function sets inside (set_config ... 'off') or in its SET clauses, the other way round
+    "enable_seqscan": "on",
+    "enable_bitmapscan": "on",
+    "enable_indexscan": "on",
+    "jit": "on",
+    "plan_cache_mode": "force_generic_plan",
+}
+
+
+def observed_search(conn: Conn, tenant: uuid.UUID, query: str, limit: int = 20) -> tuple[list, int, int, dict]:
+    """The function's answer, the GIN scans and date-index entries it took, and the caller's settings after it."""
+    with conn.transaction():
+        conn.execute("SELECT pat.set_request_context(%s, 'test')", (str(tenant),))
+        for name, value in CALLER.items():
+            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        before = conn.execute(INDEX_USE, INDEXES).fetchone()
+        found = conn.execute(
+            "SELECT email_id, received_at, rank FROM pat.search_email_ids(%s, %s, 0, 1000)", (query, limit)
+        ).fetchall()
+        after = conn.execute(INDEX_USE, INDEXES).fetchone()
+        settings = conn.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(CALLER)), list(CALLER)).fetchone()
+    assert before is not None
+    assert after is not None
+    assert settings is not None
+    gin_scans, date_entries = (int(str(a)) - int(str(b)) for a, b in zip(after, before, strict=True))
+    return found, gin_scans, date_entries, dict(zip(CALLER, settings, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("query", "path"),
+    [
+        ("w0", "walk"),  # in most mail: 1000 matches within the newest rows
+        ("w150", "walk, then index"),  # frequent enough to walk, fewer than 1000 in the whole mailbox
+        ("subjectword", "index"),  # ~1 % of mail: under the rule's 1.6 %
+    ],
+)
+def test_each_call_takes_its_path_and_leaves_the_callers_settings_alone(
+    app: Conn, mailboxes: Mailboxes, query: str, path: str
+) -> None:
+    """Through the pooler as pat_app: the answer is the plain query's, the indexes read are the path's, and the
+    settings the function changes inside are the caller's again after it, whatever the caller had set
+    transaction-locally (the function's own SET clauses restore them).
+
+    A swapped rule fails here: w0 would not walk (it would read no fewer date-index entries than the mailbox holds),
+    subjectword would not read the GIN index. On the 'index' path the planner still picks per partition: for a
+    partition where the tenant has a handful of rows a bitmap over the date index can be cheaper than the GIN index,
+    so that path is asserted by its use of the GIN index at all."""
+    expected = reference(app, mailboxes.a, query)
+    found, gin_scans, date_entries, settings = observed_search(app, mailboxes.a, query)
+    assert found == expected
+    assert settings == CALLER
+    if path == "walk":
+        assert gin_scans == 0
+        assert date_entries < 4000  # the 2 000-row sample and the walk to the 1 000th match, of 6 000 rows
+    elif path == "index":
+        assert gin_scans > 0
+    else:
+        assert date_entries >= 2000 + 6000  # the sample, then the whole 6 000-email mailbox walked (V012's fallback
+        # then answers: the walk found fewer than 1000 and the sample did not cover the mailbox)
+
+
+def test_a_burst_of_recent_mail_does_not_walk_the_whole_mailbox(pat_database: Target) -> None:
+    """V012: a word in much of the newest mail and little before (a burst) passes the sample's test for the walk, but
+    fewer than 1000 matches exist: the walk stops at its 120 000-row budget and the GIN index finds the rest.
+    125 000 index rows (one word each), the burst word in the newest 300 and in 200 of the oldest."""
+    tenant = uuid.uuid4()
+    with connect(pat_database) as owner:
+        owner.execute(
+            "INSERT INTO pat.email_search (tenant_id, email_id, received_at, search) "
+            "SELECT %s, gen_random_uuid(), now() - interval '1 day' - g * interval '10 seconds', "
+            "to_tsvector('simple', CASE WHEN g <= 300 OR g %% 25 = 0 AND g > 120000 THEN 'burstword' "
+            "ELSE 'filler' END) FROM generate_series(1, 125000) g",
+            (tenant,),
+        )
+        owner.execute("ANALYZE pat.email_search")
+        try:
+            found, gin_scans, date_entries, _ = observed_search(owner, tenant, "burstword", limit=1000)
+            expected = owner.execute(
+                "SELECT email_id FROM pat.email_search WHERE tenant_id = %s AND search @@ 'burstword'::tsquery",
+                (tenant,),
+            ).fetchall()
+        finally:
+            owner.execute("DELETE FROM pat.email_search WHERE tenant_id = %s", (tenant,))
+    assert len(expected) == 500
+    assert {row[0] for row in found} == {row[0] for row in expected}
+    assert gin_scans > 0
+    assert 120000 <= date_entries < 2000 + 120000 + 100  # the sample, then the budget: not all 125 000 rows
 
 
 def test_the_search_path_rule_is_not_callable_by_the_app_roles(pat_database: Target) -> None:
