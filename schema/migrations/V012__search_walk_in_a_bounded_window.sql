@@ -1,21 +1,28 @@
--- The date walk of pat.search_email_ids reads at most a budget of rows, then falls back to the GIN index.
+-- The date walk of pat.search_email_ids reads a bounded window of the mailbox, then falls back to the GIN index.
 --
 -- V010 decides the path from a sample of the tenant's newest mail and assumes the share of matches found there holds
 -- further back. A word that is frequent in the newest mail and rare before (a burst: a campaign, an incident) breaks
 -- that: the sample says 'walk', fewer than `candidates` matches exist in the whole mailbox, and the walk reads all of
--- it looking for them (~0.75 us a row: ~750 ms for a 1M-email tenant). Now the walk reads at most 120 000 rows
--- (twice the rows at which the two paths cost the same, so a share estimated from a 5 000-row sample near the
--- threshold essentially never runs out of it: that would take the true share to be under half the sampled one). If
--- it meets `candidates` matches they are the answer, as before; otherwise the GIN index answers (its cost grows with
--- the number of matches, which the walk has just found to be small in the newest mail), so the worst case is the
--- budget (~90 ms) plus the GIN path instead of the whole mailbox. The answer is the same in every case: the
+-- it looking for them (~0.5-0.75 us a row: 520 ms for the bench's 1M-email tenant). Now the walk reads only mail
+-- received since `walk_from`: the time in which, at the rate the sample's mail arrived, 120 000 emails arrive (twice
+-- the rows at which the two paths cost the same, so a share measured near the threshold essentially never runs out of
+-- it: the true share would have to be under half the sampled one). A bound in time, not in rows, so the match stays
+-- a condition of the index scan itself (`received_at >= walk_from` an index condition, `@@` its filter) and the
+-- months before it are pruned at plan time. If the walk meets `candidates` matches, or the tenant has no mail older
+-- than `walk_from` (one index probe), what it found is the answer, as before; otherwise the GIN index answers (its
+-- cost grows with the number of matches, which the walk has just found to be small in the newest mail). Worst case
+-- for a burst: the window plus the GIN path instead of the whole mailbox. The window is as good as the assumption
+-- that mail arrives at a steady rate: where it arrived faster before the sample, the window holds more rows (still
+-- bounded by the mailbox); where slower, fewer (an earlier fallback). The answer is the same in every case: the
 -- `candidates` newest matches, ranked.
 --
--- pat.email_search_path now says 'all' when its sample read the whole mailbox: the walk there is complete whatever it
--- finds, and needs no fallback.
+-- pat.email_search_path now returns the window with the path (so it is dropped and created again: a new result
+-- type), and says 'all' when its sample read the whole mailbox: the walk there is complete whatever it finds.
 -- Measurements: docs/architecture.md#search.
 
-CREATE OR REPLACE FUNCTION pat.email_search_path(tenant uuid, q tsquery, candidates integer) RETURNS text
+DROP FUNCTION pat.email_search_path(uuid, tsquery, integer);
+CREATE FUNCTION pat.email_search_path(tenant uuid, q tsquery, candidates integer, OUT path text,
+                                      OUT walk_from timestamptz)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pat
     SET plan_cache_mode = force_custom_plan
@@ -26,32 +33,41 @@ DECLARE
     -- Where the two paths cost the same, measured on the bench's 1M-email mailbox: the walk reads ~0.75 us per row,
     -- the GIN path ~2.9 us per match, so they meet at a match share of ~1.6 % (1000 / 60 000).
     walk_rows constant integer := 60000;
+    -- The walk's window: twice walk_rows, in time at the sample's rate of arrival.
+    walk_budget constant integer := 120000;
     threshold real := candidates::real / walk_rows;
     probe_rows integer := 2000;
     scanned integer;
     hits integer;
+    newest timestamptz;
+    oldest timestamptz;
     share real;
 BEGIN
     LOOP
         -- The tenant's newest probe_rows index entries, read in date order (no tsquery condition for the planner to
         -- estimate: the date-ordered index is its only sensible path), and how many of them match.
-        SELECT count(*), count(*) FILTER (WHERE p.search @@ q) INTO scanned, hits
+        SELECT count(*), count(*) FILTER (WHERE p.search @@ q), max(p.received_at), min(p.received_at)
+        INTO scanned, hits, newest, oldest
         FROM (
-            SELECT s.search FROM pat.email_search s WHERE s.tenant_id = tenant
+            SELECT s.search, s.received_at FROM pat.email_search s WHERE s.tenant_id = tenant
             ORDER BY s.received_at DESC, s.email_id DESC LIMIT probe_rows
         ) p;
         IF scanned < probe_rows THEN
-            RETURN 'all';  -- the sample is the whole mailbox: walking it is the complete answer
+            path := 'all';  -- the sample is the whole mailbox: walking it is the complete answer
+            walk_from := '-infinity';
+            RETURN;
         END IF;
+        walk_from := newest - (newest - oldest) * (walk_budget::double precision / scanned);
         IF hits >= candidates THEN
-            RETURN 'walk';  -- the sample holds the answer
+            path := 'walk';  -- the sample holds the answer
+            RETURN;
         END IF;
         share := hits::real / scanned;
         -- Near the threshold a 2 000-row sample is too noisy (at 1.6 %, ~32 matches): decide on 5 000 rows there.
         EXIT WHEN probe_rows >= 5000 OR share >= 2 * threshold OR share < threshold / 2;
         probe_rows := 5000;
     END LOOP;
-    RETURN CASE WHEN share >= threshold THEN 'walk' ELSE 'index' END;
+    path := CASE WHEN share >= threshold THEN 'walk' ELSE 'index' END;
 END
 $$;
 REVOKE ALL ON FUNCTION pat.email_search_path(uuid, tsquery, integer) FROM PUBLIC, pat_app, pat_readonly;
@@ -69,11 +85,10 @@ CREATE OR REPLACE FUNCTION pat.search_email_ids(query text, max_results integer,
     AS $$
 #variable_conflict error
 DECLARE
-    -- Twice the rows at which the walk and the GIN path cost the same (pat.email_search_path's walk_rows).
-    walk_budget constant integer := 120000;
     tenant uuid := pat.current_tenant_id();
     q tsquery;
     path text;
+    walk_from timestamptz;
     ids uuid[];
     dates timestamptz[];
     ranks real[];
@@ -93,27 +108,22 @@ BEGIN
     -- function's own SET clauses for the same settings. No sequential scan either way: the planner's own estimate of
     -- the match count (table-wide statistics) is what this replaces, and with it a scan can look cheaper than either.
     PERFORM set_config('enable_seqscan', 'off', true);
-    path := pat.email_search_path(tenant, q, candidates);
+    SELECT p.path, p.walk_from INTO path, walk_from FROM pat.email_search_path(tenant, q, candidates) p;
     IF path IN ('walk', 'all') THEN
         PERFORM set_config('enable_bitmapscan', 'off', true);
-        -- The newest `candidates` matches among the tenant's newest walk_budget rows, walked in date order (the
-        -- match is a filter above the budget's LIMIT: the planner never moves a condition below a LIMIT).
+        -- The newest `candidates` matches received since walk_from, the tenant's mail walked in date order.
         SELECT array_agg(w.email_id), array_agg(w.received_at), array_agg(ts_rank_cd(w.search, q))
         INTO ids, dates, ranks
         FROM (
-            SELECT b.email_id, b.received_at, b.search
-            FROM (
-                SELECT s.email_id, s.received_at, s.search
-                FROM pat.email_search s
-                WHERE s.tenant_id = tenant
-                ORDER BY s.received_at DESC, s.email_id DESC
-                LIMIT walk_budget
-            ) b
-            WHERE b.search @@ q
-            ORDER BY b.received_at DESC, b.email_id DESC
+            SELECT s.email_id, s.received_at, s.search
+            FROM pat.email_search s
+            WHERE s.tenant_id = tenant AND s.received_at >= walk_from AND s.search @@ q
+            ORDER BY s.received_at DESC, s.email_id DESC
             LIMIT candidates
         ) w;
-        IF path = 'all' OR coalesce(cardinality(ids), 0) = candidates THEN
+        IF path = 'all' OR coalesce(cardinality(ids), 0) = candidates
+            OR NOT EXISTS (SELECT 1 FROM pat.email_search s WHERE s.tenant_id = tenant AND s.received_at < walk_from)
+        THEN
             RETURN QUERY
             SELECT u.email_id, u.received_at, u.rank
             FROM unnest(ids, dates, ranks) AS u(email_id, received_at, rank)
@@ -121,7 +131,7 @@ BEGIN
             LIMIT max_results OFFSET skip;
             RETURN;
         END IF;
-        -- Fewer matches than candidates in the budget: the rest, if any, are older. The GIN index finds them all.
+        -- Fewer than `candidates` matches in the window and older mail exists: the GIN index finds them all.
         PERFORM set_config('enable_bitmapscan', 'on', true);
     END IF;
     PERFORM set_config('enable_indexscan', 'off', true);
