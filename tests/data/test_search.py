@@ -234,10 +234,11 @@ def test_security_definer_functions_pin_search_path_and_custom_plans(pat_databas
         "search_path=pg_catalog, pat",
         "plan_cache_mode=force_custom_plan",
         "jit=off",
-        # Restores both after the call: the function turns one of them off transaction-locally to pick its path.
+        # Restores them after the call: the function turns some off transaction-locally to pick its path.
         "enable_seqscan=on",
         "enable_bitmapscan=on",
         "enable_indexscan=on",
+        "enable_sort=on",
     ]
     for trigger in ("email_search_on_insert", "email_search_on_update", "email_search_on_delete"):
         assert rows[trigger] == ["search_path=pg_catalog, pat"]
@@ -381,6 +382,7 @@ CALLER = {  # what the function sets inside (set_config ... 'off') or in its SET
     "enable_seqscan": "on",
     "enable_bitmapscan": "on",
     "enable_indexscan": "on",
+    "enable_sort": "on",
     "jit": "on",
     "plan_cache_mode": "force_generic_plan",
 }
