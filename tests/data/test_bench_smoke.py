@@ -58,6 +58,11 @@ def test_bench_completes_and_its_report_parses(
         assert "ingest_burst" not in report
         assert "ingest_burst" not in report["fsync_on"]
     assert {q["class"] for q in report["fts_queries"]} == {"common", "rare", "two_common", "common_and_rare"}
+    assert isinstance(bench.lookup(report, "fts_cases_ms.one_tenant_burst.burst.p99"), float)
+    with psycopg.connect(settings["PAT_LOCAL_DSN"]) as conn:  # the burst word was removed again (owner: no RLS here)
+        assert conn.execute(
+            "SELECT count(*) FROM pat.email_search WHERE search @@ to_tsquery('simple', %s)", (bench.BURST_WORD,)
+        ).fetchone() == (0,)
     assert report["fts_queries"] == bench.pinned_queries(bench.Sizes.of("smoke").fts_queries_per_class)
     assert {"cores", "memory_gb", "postgresql", "pgbouncer", "redis"} <= set(report["machine"])
     assert report["measured_at"]
