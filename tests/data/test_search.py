@@ -328,12 +328,16 @@ def test_the_function_takes_the_gin_index_for_rare_words_and_the_date_walk_for_c
         assert source is not None
         body = re.search(r".*RETURN QUERY\s+(.*?);\s*END\s*$", str(source[0]), re.S)  # the last one: the GIN path
         assert body is not None
-        query = re.sub(r"\b(tenant|query|candidates|max_results|skip)\b", r"%(\1)s", body[1])
-        query = re.sub(r"\bq\b", "websearch_to_tsquery('simple', %(query)s)", query)
         walk_body = re.search(r"SELECT array_agg\(.*?INTO ids, dates, ranks\s+(FROM .*?);", str(source[0]), re.S)
         assert walk_body is not None
-        walk_query = re.sub(r"\b(tenant|candidates|walk_from)\b", r"%(\1)s", "SELECT w.email_id " + walk_body[1])
-        walk_query = re.sub(r"\bq\b", "websearch_to_tsquery('simple', %(query)s)", walk_query)
+
+        def with_parameters(function_sql: str) -> str:
+            """The function's variables as query parameters, its tsquery as the expression that made it."""
+            named = re.sub(r"\b(tenant|query|candidates|max_results|skip|walk_from)\b", r"%(\1)s", function_sql)
+            return re.sub(r"\bq\b", "websearch_to_tsquery('simple', %(query)s)", named)
+
+        query = with_parameters(body[1])
+        walk_query = with_parameters("SELECT w.email_id " + walk_body[1])
         plans = {}
         for setting, words, text in (
             ("enable_indexscan", "rareword", query),
