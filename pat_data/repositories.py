@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -331,7 +332,21 @@ class EmailRepository:
         until: datetime | None = None,
         stale_ok: bool = False,
     ) -> Page:
-        """Newest first, keyset-paginated on (received_at, id): stable under concurrent inserts, O(limit) per page."""
+        """Newest first, keyset-paginated on (received_at, id): stable under concurrent inserts, O(limit) per page.
+
+        Read in windows of months, because a query that does not bound the partition key plans and opens every monthly
+        partition of pat.emails (a Merge Append over all of them: with two years of retention, a first page planned
+        and descended ~40 indexes to return rows from the newest one or two). The first window starts at the month
+        before the newest row wanted (now, the cursor or `until`, whichever bounds the page); each window is its own
+        round trip with the window's start as a query parameter, so the server plans it with the value and prunes the
+        older partitions. Only when a window returns fewer than `limit` rows does the walk go on below its start, in
+        windows that double (the newest 2, 4, 8, then 16 months), then once unbounded below the last start: at most
+        five round trips, and exactly the rows of the unbounded query in its order (the slices do not overlap).
+        Windows have no upper side of their own: mail dated in the future (premade partitions, DEFAULT) sorts first
+        and stays listed, so a first page still plans those (normally empty) partitions; a page after a cursor is
+        bounded on both sides. A mailbox with fewer than `limit` rows in its last 16 months pays the extra round
+        trips. Each window is its own transaction, as each page already is.
+        """
         if not 1 <= limit <= 500:
             raise ValueError(f"limit={limit}: between 1 and 500")
         conditions = [sql.SQL("e.deleted_at IS NULL")]
@@ -359,14 +374,33 @@ class EmailRepository:
                 )
             )
             params.append(tag)
-        query = sql.SQL(
-            "SELECT e.id, e.received_at, e.sender, e.subject, e.status, e.size_bytes FROM pat.emails e "
-            "WHERE e.tenant_id = pat.current_tenant_id() AND {conditions} "
-            "ORDER BY e.received_at DESC, e.id DESC LIMIT %s"
-        ).format(conditions=sql.SQL(" AND ").join(conditions))
-        params.append(limit)
-
-        items = retrying(lambda: self.db.read(tenant_id, query, params, stale_ok=stale_ok))
+        newest = min((bound for bound in (after[0] if after else None, until) if bound is not None), default=None)
+        anchor = (newest or datetime.now(UTC)).astimezone(UTC)  # partitions are UTC months
+        month = anchor.year * 12 + anchor.month - 1
+        month_starts = (
+            datetime((month - back) // 12, (month - back) % 12 + 1, 1, tzinfo=UTC) for back in (1, 3, 7, 15)
+        )
+        starts: list[datetime | None] = [start for start in month_starts if since is None or start > since]
+        items: list[dict[str, Any]] = []
+        below: datetime | None = None  # the previous window's start: this window reads only older rows
+        for lower in [*starts, None]:
+            window, window_params = list(conditions), list(params)
+            if below is not None:
+                window.append(sql.SQL("e.received_at < %s"))
+                window_params.append(below)
+            if lower is not None:
+                window.append(sql.SQL("e.received_at >= %s"))
+                window_params.append(lower)
+            query = sql.SQL(
+                "SELECT e.id, e.received_at, e.sender, e.subject, e.status, e.size_bytes FROM pat.emails e "
+                "WHERE e.tenant_id = pat.current_tenant_id() AND {conditions} "
+                "ORDER BY e.received_at DESC, e.id DESC LIMIT %s"
+            ).format(conditions=sql.SQL(" AND ").join(window))
+            window_params.append(limit - len(items))
+            items += retrying(partial(self.db.read, tenant_id, query, window_params, stale_ok=stale_ok))
+            if lower is None or len(items) == limit:
+                break
+            below = lower
         cursor = (items[-1]["received_at"], items[-1]["id"]) if len(items) == limit else None
         return Page(items=items, next_cursor=cursor)
 
