@@ -5,7 +5,8 @@ Every call is one transaction that starts with `SELECT pat.set_request_context(<
 `pat_app`, so the database's row-level security decides what a tenant sees. Pooled paths send no session state: no
 temporary tables, no prepared statements, no cursors, no `SET` or `set_config` (a client's set_config pins an RDS
 Proxy session; a function call does not: tests/data/test_pooled_statements.py quotes AWS and records what each path
-sends). Reads are one round trip (`Database.read`). Transient failures
+sends). Each read statement is one round trip (`Database.read`); a page reads recent partitions first, so it may take
+a few (`EmailRepository.page`). Transient failures
 (connection lost, admin shutdown, a failover's read-only writer, serialization failure, deadlock) are retried with
 jittered back-off for idempotent operations only; everything else raises.
 """
