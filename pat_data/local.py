@@ -147,8 +147,9 @@ def _require_postgres() -> str:
 
 DEFAULT_SETTINGS = {
     "fsync": "off",
-    # Aurora PostgreSQL's default parameter group preloads it; the tests and the bench read per-statement work
-    # (shared blocks hit and read, nested trigger statements included) from it.
+    # Aurora PostgreSQL loads it by default ("For Aurora PostgreSQL DB clusters that are compatible with PostgreSQL 10,
+    # this library is loaded by default": AWS, USER_PerfInsights.UsingDashboard.AnalyzeDBLoad.AdditionalMetrics.
+    # PostgreSQL.html). The tests read per-statement work from it (shared blocks, nested trigger statements included).
     "shared_preload_libraries": "pg_stat_statements",
     "max_connections": "300",
     "shared_buffers": "256MB",  # the test servers: several run at once
