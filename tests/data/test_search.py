@@ -221,6 +221,22 @@ def test_only_pat_app_may_execute_the_search_function(pat_database: Target) -> N
     assert triggers == [(f"email_search_on_{op}", False) for op in ("delete", "insert", "update")]
 
 
+def test_pat_app_cannot_make_the_index_forget_another_tenants_mail(app: Conn, mailboxes: Mailboxes) -> None:
+    """The attack: pat_app, in tenant A's context, calls the owner-only pat.email_search_forget (V013, SECURITY
+    DEFINER, it deletes by key with no tenant check of its own) with tenant B's email; B's mail stays searchable."""
+    marker = f"f{uuid.uuid4().hex[:12]}"
+    insert_mail(app, mailboxes.b, 1, seed=41, extra=marker)
+    [(email_id, received_at, _)] = search(app, mailboxes.b, marker)
+    with app.transaction(force_rollback=True):
+        app.execute("SELECT set_config('app.tenant_id', %s, true)", (str(mailboxes.a),))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), app.transaction():
+            app.execute(
+                "SELECT pat.email_search_forget(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[], ARRAY[%s]::timestamptz[])",
+                (mailboxes.b, email_id, received_at),
+            )
+    assert [row[0] for row in search(app, mailboxes.b, marker)] == [email_id]
+
+
 def test_security_definer_functions_pin_search_path_and_custom_plans(pat_database: Target) -> None:
     with connect(pat_database) as owner:
         rows = dict(
